@@ -1,0 +1,41 @@
+# tugboat — common tasks. `make help` lists them.
+SHELL := /bin/bash
+TESTENV_STATE := target/testenv
+export TUGBOAT_TEST_KUBECONFIG := $(CURDIR)/$(TESTENV_STATE)/kubeconfig
+
+.PHONY: help build test test-unit testenv-build testenv-up testenv-down crds fmt lint
+
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+build: ## Build the tugboat binary (release)
+	cargo build --release --locked
+
+test: ## Run every test against a real control plane (started and stopped here if not already running)
+	@started=0; \
+	if ! testenv/status.sh $(TESTENV_STATE) >/dev/null 2>&1; then testenv/up.sh $(TESTENV_STATE) >/dev/null && started=1; fi; \
+	TUGBOAT_REQUIRE_CLUSTER=1 cargo test --locked --all-targets; rc=$$?; \
+	if [ $$started = 1 ]; then testenv/down.sh $(TESTENV_STATE); fi; \
+	exit $$rc
+
+test-unit: ## Run only the tests that need no control plane
+	cargo test --locked --lib --test crds --test render_table --test render_props --test render_api --test overrides
+
+testenv-build: ## Build (or reuse) the control-plane binaries from their Go modules
+	testenv/build.sh
+
+testenv-up: ## Start the local control plane; prints the kubeconfig path
+	@testenv/up.sh $(TESTENV_STATE)
+
+testenv-down: ## Stop the local control plane
+	@testenv/down.sh $(TESTENV_STATE)
+
+crds: ## Regenerate crds/ from the Rust types
+	TUGBOAT_UPDATE_CRDS=1 cargo test --locked --test crds
+
+fmt: ## Format the code
+	cargo fmt --all
+
+lint: ## fmt check and clippy with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --locked --all-targets -- -D warnings

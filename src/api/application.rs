@@ -1,0 +1,332 @@
+//! `GitOpsApplication`: a set of manifests in Git, the variables they are rendered with, and how and when they deploy.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{Condition, DurationString, SecretReference};
+
+/// Deploys the manifests found at a Git reference into the cluster and keeps them there.
+///
+/// Manifests are rendered with `${VAR}` placeholders (Flux-compatible), applied with
+/// server-side apply and pruned by inventory. Webhook calls can redeploy with new variables
+/// and rolling restarts, inside the change windows the application allows.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "tugboat.dev",
+    version = "v1alpha1",
+    kind = "GitOpsApplication",
+    namespaced,
+    status = "GitOpsApplicationStatus",
+    shortname = "gapp",
+    category = "tugboat",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.lastAppliedRevision"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GitOpsApplicationSpec {
+    /// Where the manifests come from.
+    pub source: GitSource,
+
+    /// Namespace for namespaced objects that name none. Defaults to the application's own namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub target_namespace: Option<String>,
+
+    /// Apply as this ServiceAccount of the application's namespace (impersonation), so the
+    /// application can only deploy what that account's RBAC allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub service_account_name: Option<String>,
+
+    /// How new revisions are noticed: by webhook calls or by polling.
+    #[serde(default)]
+    pub updates: UpdatePolicy,
+
+    /// Default values for `${VAR}` placeholders. Webhook calls may override them; overrides are
+    /// kept in `status.variables` and win over these.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 256))]
+    #[x_kube(validation = Rule::new("self.all(k, k.matches('^[_A-Za-z][_A-Za-z0-9]*$'))").message("variable names must match ^[_A-Za-z][_A-Za-z0-9]*$"))]
+    pub variables: BTreeMap<String, String>,
+
+    /// When true, a `${VAR}` with no value and no default is an error instead of an empty string.
+    #[serde(default)]
+    pub strict_variables: bool,
+
+    /// Delete objects that left Git (only objects this application created), and delete all of
+    /// them when the application itself is deleted.
+    #[serde(default)]
+    pub prune: bool,
+
+    /// When deployments and restarts may happen. Empty: always (unless the operator sets a default window).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub change_windows: Vec<ChangeWindow>,
+
+    /// How long to wait for changed workloads to roll out before the deployment counts as failed.
+    #[serde(default = "default_health_timeout")]
+    pub health_timeout: DurationString,
+
+    /// Stop deploying (webhook calls are still recorded and run once resumed).
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+fn default_health_timeout() -> DurationString {
+    DurationString::new("5m")
+}
+
+/// A Git repository, a reference in it and a path below it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.repoURL.startsWith('file://') || !has(self.secretRef)").message("secretRef is not used with file:// repositories"))]
+pub struct GitSource {
+    /// Repository URL: `https://`, `http://`, `ssh://`, `git@host:path`, or `file://` (only when
+    /// the operator runs with `--allow-file-sources`).
+    #[serde(rename = "repoURL")]
+    #[schemars(
+        length(min = 1, max = 2048),
+        regex(pattern = r"^(https?://[^\s]+|ssh://[^\s]+|file:///[^\s]*|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+)$")
+    )]
+    pub repo_url: String,
+
+    /// The reference to deploy: exactly one of branch, tag, commit or semver.
+    #[serde(rename = "ref")]
+    pub reference: GitRef,
+
+    /// Directory (read recursively, files sorted) or single file of YAML/JSON manifests. Default: the repository root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    #[x_kube(validation = Rule::new("!self.matches('(^|/)[.][.](/|$)')").message("path must stay inside the repository (no '..')"))]
+    pub path: Option<String>,
+
+    /// Secret with credentials, using Flux's key names: `username` + `password`, or
+    /// `bearerToken`, or `identity` (SSH private key) + `known_hosts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretReference>,
+}
+
+/// Exactly one of branch, tag, commit or semver.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.branch), has(self.tag), has(self.commit), has(self.semver)].filter(x, x).size() == 1").message("exactly one of branch, tag, commit or semver must be set"))]
+pub struct GitRef {
+    /// Follow the head of this branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[^\s~^:?*\[\\]+$"))]
+    pub branch: Option<String>,
+    /// Deploy this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[^\s~^:?*\[\\]+$"))]
+    pub tag: Option<String>,
+    /// Deploy this commit (full or abbreviated SHA-1, lower-case hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9a-f]{7,40}$"))]
+    pub commit: Option<String>,
+    /// Deploy the newest tag matching this semver range, e.g. `>=1.2.0 <2.0.0` or `~1.4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub semver: Option<String>,
+}
+
+/// How new revisions are noticed.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatePolicy {
+    /// `Webhook`: deploy when a Webhook calls (and correct drift every interval); `Polling`: also
+    /// look for new revisions every interval.
+    #[serde(default)]
+    pub mechanism: UpdateMechanism,
+    /// Polling period; with `Webhook` it is the drift-correction period. At least 5s.
+    #[serde(default = "default_interval")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('5s')").message("interval must be at least 5s"))]
+    pub interval: DurationString,
+}
+
+impl Default for UpdatePolicy {
+    fn default() -> Self {
+        Self { mechanism: UpdateMechanism::default(), interval: default_interval() }
+    }
+}
+
+fn default_interval() -> DurationString {
+    DurationString::new("5m")
+}
+
+/// Portainer's "GitOps updates" mechanism.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum UpdateMechanism {
+    #[default]
+    Webhook,
+    Polling,
+}
+
+/// A recurring time range that allows or denies deployments.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeWindow {
+    /// `allow` opens the window during its range; `deny` closes it and wins over allow.
+    pub kind: WindowKind,
+    /// When the range starts: five-field cron (minute hour day-of-month month day-of-week), in `timeZone`.
+    #[schemars(length(min = 9, max = 200), regex(pattern = r"^\s*(\S+\s+){4}\S+\s*$"))]
+    #[x_kube(validation = Rule::new(CRON_RULE).message("schedule must be five cron fields: minute (0-59) hour (0-23) day-of-month (1-31) month (1-12 or JAN-DEC) day-of-week (0-7 or SUN-SAT)"))]
+    pub schedule: String,
+    /// How long the range lasts after each start, e.g. `4h`.
+    pub duration: DurationString,
+    /// IANA time zone the schedule is read in, e.g. `Europe/Berlin`. Default `UTC`.
+    #[serde(default = "default_time_zone")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9][A-Za-z0-9_+-]*)*$"))]
+    pub time_zone: String,
+    /// What a closed window holds back. Default: both.
+    #[serde(default = "default_gates")]
+    #[schemars(length(min = 1, max = 2))]
+    #[x_kube(validation = Rule::new("self.all(g, self.exists_one(h, h == g))").message("gates must not repeat"))]
+    pub gates: Vec<WindowGate>,
+}
+
+/// Each cron field checked for its range; the operator parses the schedule again and stalls
+/// the application with a clear message if the parser disagrees.
+const CRON_RULE: &str = concat!(
+    "self.trim().split(' ').filter(f, f != '').size() == 5 && ",
+    "self.trim().split(' ').filter(f, f != '')[0].matches('^(\\\\*|[0-5]?[0-9](-[0-5]?[0-9])?)(/[0-9]+)?(,(\\\\*|[0-5]?[0-9](-[0-5]?[0-9])?)(/[0-9]+)?)*$') && ",
+    "self.trim().split(' ').filter(f, f != '')[1].matches('^(\\\\*|([01]?[0-9]|2[0-3])(-([01]?[0-9]|2[0-3]))?)(/[0-9]+)?(,(\\\\*|([01]?[0-9]|2[0-3])(-([01]?[0-9]|2[0-3]))?)(/[0-9]+)?)*$') && ",
+    "self.trim().split(' ').filter(f, f != '')[2].matches('^(\\\\*|\\\\?|(0?[1-9]|[12][0-9]|3[01])(-(0?[1-9]|[12][0-9]|3[01]))?)(/[0-9]+)?(,(\\\\*|(0?[1-9]|[12][0-9]|3[01])(-(0?[1-9]|[12][0-9]|3[01]))?)(/[0-9]+)?)*$') && ",
+    "self.trim().split(' ').filter(f, f != '')[3].matches('^(?i)(\\\\*|(0?[1-9]|1[0-2]|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)(-(0?[1-9]|1[0-2]|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC))?)(/[0-9]+)?(,(\\\\*|(0?[1-9]|1[0-2]|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)(-(0?[1-9]|1[0-2]|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC))?)(/[0-9]+)?)*$') && ",
+    "self.trim().split(' ').filter(f, f != '')[4].matches('^(?i)(\\\\*|\\\\?|([0-7]|SUN|MON|TUE|WED|THU|FRI|SAT)(-([0-7]|SUN|MON|TUE|WED|THU|FRI|SAT))?)(/[0-9]+)?(,(\\\\*|([0-7]|SUN|MON|TUE|WED|THU|FRI|SAT)(-([0-7]|SUN|MON|TUE|WED|THU|FRI|SAT))?)(/[0-9]+)?)*$')"
+);
+
+fn default_time_zone() -> String {
+    "UTC".to_owned()
+}
+
+fn default_gates() -> Vec<WindowGate> {
+    vec![WindowGate::Restart, WindowGate::Apply]
+}
+
+/// Whether a window allows or denies.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowKind {
+    Allow,
+    Deny,
+}
+
+/// What a closed change window holds back.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum WindowGate {
+    /// Rolling restarts asked for by `rollout-restart`.
+    Restart,
+    /// Applying manifests (new revisions, new variables, drift correction).
+    Apply,
+}
+
+/// What tugboat observed and did.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitOpsApplicationStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Reconciling, Stalled, Deferred and Healthy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The revision live in the cluster, e.g. `main@sha1:3f2a…`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_revision: Option<String>,
+    /// The revision of the latest attempt, successful or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempted_revision: Option<String>,
+    /// Digest of revision, variables and spec of the last successful apply; equal inputs skip all work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_fingerprint: Option<String>,
+    /// Variable overrides set by webhook calls; they persist until a later call changes them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    /// A trigger waiting to run: queued, or held back by a change window until `nextWindowStart`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_trigger: Option<TriggerRecord>,
+    /// The last trigger that ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_trigger: Option<TriggerRecord>,
+    /// Every object the application applied (what pruning may delete).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<InventoryEntry>,
+    /// The most recent deployments, newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<DeploymentRecord>,
+}
+
+/// A webhook call recorded on an application.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerRecord {
+    /// Identifier returned to the caller as `triggerId`.
+    pub id: String,
+    /// When the call arrived.
+    pub at: Time,
+    /// Which Webhook and provider it came through, e.g. `Webhook/ci (github)`.
+    pub source: String,
+    /// Variables the call set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    /// Workloads to restart: `all` or `kind/name` entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollout_restart: Vec<String>,
+    /// Image tag for the workload containers, from `tag=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Ids of later calls merged into this one while it waited.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coalesced_ids: Vec<String>,
+    /// May this trigger run outside the change window (the Webhook allows it and the call asked)?
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub override_window: bool,
+    /// For a held trigger: when the change window next opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_window_start: Option<Time>,
+}
+
+/// One object the application applied.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryEntry {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// One deployment: an apply (and restarts) of one revision with one set of variables.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentRecord {
+    pub id: String,
+    pub revision: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_id: Option<String>,
+    pub started_at: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    pub result: DeploymentResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Workloads restarted, as `kind/name`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restarted: Vec<String>,
+}
+
+/// How a deployment ended (or that it has not yet).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum DeploymentResult {
+    Running,
+    Succeeded,
+    Failed,
+}

@@ -1,0 +1,253 @@
+//! `OutgoingWebhook`: calls other systems on deployment events, optionally waiting for them or gating deployments.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{CustomResource, KubeSchema};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+use super::common::{Condition, DurationString, LabelSelector, SecretKeyReference};
+use super::webhook::DeliverySummary;
+
+/// Calls a URL on deployment events: to tell another system (Humanitec, Puppet Pipelines), or
+/// to ask it and wait for the answer (Spinnaker-style), or to gate deployments on it.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "tugboat.dev",
+    version = "v1alpha1",
+    kind = "OutgoingWebhook",
+    namespaced,
+    status = "OutgoingWebhookStatus",
+    shortname = "owh",
+    category = "tugboat",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Gate","type":"string","jsonPath":".spec.gate"}"#,
+    printcolumn = r#"{"name":"Last delivery","type":"string","jsonPath":".status.lastDelivery.result"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct OutgoingWebhookSpec {
+    /// URL to call; may hold `${...}` template variables such as `${app_id}`.
+    #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://[^\s]+$"))]
+    pub url: String,
+    /// HTTP method.
+    #[serde(default)]
+    pub method: HttpMethod,
+    /// Extra request headers; values may hold template variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// JSON payload template (strings may hold template variables). Default: the event itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_json")]
+    pub payload: Option<serde_json::Value>,
+    /// `json`, or `cloudevents` (CloudEvents 1.0, structured mode).
+    #[serde(default)]
+    pub format: PayloadFormat,
+    /// Secret whose key (default `secret`) signs requests with Standard Webhooks headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyReference>,
+    /// Events that cause a call.
+    #[schemars(length(min = 1, max = 6))]
+    pub triggers: Vec<EventType>,
+    /// Which applications' events (same namespace). Empty: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applications: Option<LabelSelector>,
+    /// Whether deployments wait on this hook.
+    #[serde(default)]
+    pub gate: HookGate,
+    /// Poll a status URL after the call until it reports success, cancellation or failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for_completion: Option<WaitForCompletion>,
+    /// Retries of failed calls.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
+
+fn any_json(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "x-kubernetes-preserve-unknown-fields": true })
+}
+
+/// HTTP methods an outgoing call may use.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum HttpMethod {
+    #[default]
+    #[serde(rename = "POST")]
+    Post,
+    #[serde(rename = "PUT")]
+    Put,
+    #[serde(rename = "PATCH")]
+    Patch,
+    #[serde(rename = "GET")]
+    Get,
+}
+
+/// Body format of outgoing calls.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadFormat {
+    #[default]
+    Json,
+    Cloudevents,
+}
+
+/// Events tugboat emits.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum EventType {
+    #[serde(rename = "trigger.received")]
+    TriggerReceived,
+    #[serde(rename = "deployment.deferred")]
+    DeploymentDeferred,
+    #[serde(rename = "deployment.started")]
+    DeploymentStarted,
+    #[serde(rename = "deployment.finished")]
+    DeploymentFinished,
+    #[serde(rename = "application.created")]
+    ApplicationCreated,
+    #[serde(rename = "application.deleted")]
+    ApplicationDeleted,
+}
+
+/// Whether deployments wait on a hook.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum HookGate {
+    /// Notify only.
+    #[default]
+    None,
+    /// Must succeed before anything is applied; failure or timeout fails the deployment.
+    BeforeDeployment,
+    /// Runs after the rollout is healthy; failure marks the deployment failed.
+    AfterDeployment,
+}
+
+/// Spinnaker-style completion polling.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.statusUrlFrom != 'ResponseField' || has(self.statusUrlJsonPath)").message("statusUrlJsonPath is required when statusUrlFrom is ResponseField"))]
+pub struct WaitForCompletion {
+    /// Where the status URL comes from.
+    pub status_url_from: StatusUrlFrom,
+    /// JSONPath to the status URL in the call's response, with `ResponseField`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^\$"))]
+    pub status_url_json_path: Option<String>,
+    /// JSONPath to the status value in each poll's response.
+    #[schemars(regex(pattern = r"^\$"))]
+    pub status_json_path: String,
+    /// Status values that mean success.
+    #[schemars(length(min = 1))]
+    pub success: Vec<String>,
+    /// Status values that mean the run was cancelled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canceled: Vec<String>,
+    /// Status values that mean the run failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terminal: Vec<String>,
+    /// JSONPath to a progress message recorded in status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^\$"))]
+    pub progress_json_path: Option<String>,
+    /// Time between polls.
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: DurationString,
+    /// Give up (and fail) after this long.
+    #[serde(default = "default_wait_timeout")]
+    pub timeout: DurationString,
+}
+
+fn default_poll_interval() -> DurationString {
+    DurationString::new("10s")
+}
+
+fn default_wait_timeout() -> DurationString {
+    DurationString::new("30m")
+}
+
+/// Where the status URL of a long-running call comes from.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum StatusUrlFrom {
+    /// GET the URL that was called.
+    SameUrl,
+    /// The `Location` header of the response.
+    LocationHeader,
+    /// A field of the JSON response (`statusUrlJsonPath`).
+    ResponseField,
+}
+
+/// Exponential backoff with jitter.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    #[serde(default = "default_max_attempts")]
+    #[schemars(range(min = 1, max = 20))]
+    pub max_attempts: i32,
+    /// Wait before the second attempt; doubles each time.
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff: DurationString,
+    /// Longest wait between attempts.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: DurationString,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: default_max_attempts(),
+            initial_backoff: default_initial_backoff(),
+            max_backoff: default_max_backoff(),
+        }
+    }
+}
+
+fn default_max_attempts() -> i32 {
+    8
+}
+
+fn default_initial_backoff() -> DurationString {
+    DurationString::new("5s")
+}
+
+fn default_max_backoff() -> DurationString {
+    DurationString::new("30m")
+}
+
+/// What tugboat observed and sent.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutgoingWebhookStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The last delivery, for printer columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_delivery: Option<DeliverySummary>,
+    /// The last 20 deliveries, newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub deliveries: Vec<DeliveryRecord>,
+}
+
+/// One attempt to deliver one event.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryRecord {
+    /// The `webhook-id`, the same on every retry.
+    pub id: String,
+    pub event: EventType,
+    pub application: String,
+    pub at: Time,
+    pub attempt: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    /// `succeeded`, `failed`, `retrying`, `waiting`, `canceled` or `terminal`.
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+}

@@ -1,0 +1,138 @@
+//! Rendering: manifest files plus variables become Kubernetes objects (Flux-compatible `${VAR}` substitution).
+//!
+//! The order of work is what makes it safe: YAML is parsed first, then placeholders are filled
+//! inside scalar strings only, so a variable value can never change the structure of a manifest
+//! (no injected keys, documents or comments). Plain scalars made of one placeholder are typed
+//! after substitution (`replicas: ${N:-2}` gives a number); quoted ones stay strings.
+//!
+//! Everything but [`read_manifests`] is pure and works on [`ManifestFile`]s, so the controller,
+//! the CLI, tests and fuzzers all share one code path.
+//!
+//! Where this differs from Flux's text substitution, on purpose:
+//! - a value is always one scalar: newlines, `key: x`, quotes, `---`, `{`, `#` stay inside it;
+//! - `${VAR}` in YAML comments is ignored (Flux substitutes, or fails, there too);
+//! - typing uses the YAML 1.2 core schema: `yes`/`on` stay strings, integers beyond 64 bits and
+//!   `.inf`/`.nan` stay strings rather than losing precision;
+//! - a default is literal text up to the first `}` (never YAML-unescaped); a nested placeholder
+//!   in a default is an error; `:=` behaves like `:-` (nothing is assigned);
+//! - bare `$VAR` is never substituted, and `${` that is not a valid placeholder is an error
+//!   (write `$${` for a literal `${`).
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod files;
+mod objects;
+mod overrides;
+mod protect;
+mod scalar;
+mod substitute;
+mod tree;
+mod yaml;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+pub use error::{Location, RenderError};
+pub use files::{ManifestFile, read_manifests};
+pub use overrides::{apply_env_overrides, apply_image_tag, env_var_names, is_valid_tag, with_tag};
+pub use substitute::is_valid_name as is_valid_variable_name;
+pub use tree::{MAX_ALIAS_NODES, MAX_DEPTH};
+
+/// The result of rendering: objects in file order, then document order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rendered {
+    pub objects: Vec<RenderedObject>,
+}
+
+impl Rendered {
+    /// The objects' values, e.g. for [`env_var_names`].
+    pub fn values(&self) -> impl Iterator<Item = &Value> {
+        self.objects.iter().map(|object| &object.value)
+    }
+
+    /// The objects' values, mutable, e.g. for [`apply_env_overrides`] and [`apply_image_tag`].
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Value> {
+        self.objects.iter_mut().map(|object| &mut object.value)
+    }
+}
+
+/// One Kubernetes object and where it came from (items of a `kind: List` share its document).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedObject {
+    /// Display path of the source file.
+    pub file: String,
+    /// 1-based document number in that file.
+    pub document: usize,
+    pub value: Value,
+}
+
+/// Renders `files` with `vars` (already merged by the caller from its layers).
+///
+/// In `strict` mode a `${VAR}` with neither value nor default is an error; otherwise it becomes
+/// the empty string (a plain scalar that is only that placeholder then becomes `null`, exactly
+/// as the text-substituting Flux would produce). Empty documents are skipped; any other
+/// document must be a Kubernetes object with `apiVersion`, `kind` and `metadata.name`.
+pub fn render(files: &[ManifestFile], vars: &BTreeMap<String, String>, strict: bool) -> Result<Rendered, RenderError> {
+    let mut objects = Vec::new();
+    for file in files {
+        for document in yaml::parse_documents(file, vars, strict)? {
+            objects::collect(&file.path, document, &mut objects)?;
+        }
+    }
+    Ok(Rendered { objects })
+}
+
+/// Every variable name referenced by a placeholder in `files` (with or without default), so
+/// that a caller can refuse to set variables the manifests never use.
+pub fn placeholders(files: &[ManifestFile]) -> Result<BTreeSet<String>, RenderError> {
+    let mut names = BTreeSet::new();
+    for file in files {
+        yaml::collect_placeholders(file, &mut names)?;
+    }
+    Ok(names)
+}
+
+/// A multi-document YAML stream of the objects, for a CLI to print (`kubectl apply -f -` reads
+/// it back). Each document is preceded by a `# source:` comment naming file and document.
+pub fn to_yaml_stream(objects: &[RenderedObject]) -> String {
+    let mut out = String::new();
+    for object in objects {
+        let file: String = object.file.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+        out.push_str(&format!("---\n# source: {file}, document {}\n", object.document));
+        // JSON is valid YAML: a fallback that cannot lose data if the emitter ever refuses a value.
+        let body = serde_saphyr::to_string(&object.value).unwrap_or_else(|_| object.value.to_string());
+        out.push_str(&body);
+        if !body.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Entry point for fuzz targets (`cargo fuzz`): must never panic, whatever the bytes.
+///
+/// The input is split on NUL bytes: the first part is a manifest file, each further part is a
+/// `NAME=value` variable (values may hold newlines, quotes, `---`: injection material). The file
+/// is rendered strict and non-strict, and successful output goes through the YAML emitter and
+/// the overrides, so every public code path is exercised.
+pub fn fuzz_render(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.split('\0');
+    let content = parts.next().unwrap_or_default().to_owned();
+    let vars: BTreeMap<String, String> = parts
+        .filter_map(|part| part.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    let files = [ManifestFile { path: "fuzz.yaml".to_owned(), content }];
+    let _ = placeholders(&files);
+    for strict in [false, true] {
+        if let Ok(mut rendered) = render(&files, &vars, strict) {
+            let _ = to_yaml_stream(&rendered.objects);
+            let _ = env_var_names(rendered.values());
+            let _ = apply_env_overrides(rendered.values_mut(), &vars);
+            let _ = apply_image_tag(rendered.values_mut(), "fuzz-1.0");
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//go:build tools
+
+// Package tools pins the Kubernetes control-plane commands that the test
+// environment builds. Nothing here is compiled into tugboat.
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)

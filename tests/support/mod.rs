@@ -1,0 +1,8 @@
+//! Shared test support: the real control plane (kubeconfig discovery), the real Git server, fixtures.
+//!
+//! Each test binary uses only some of these helpers.
+#![allow(dead_code)]
+
+pub mod cluster;
+pub mod git_repo;
+pub mod git_server;
