@@ -1,8 +1,12 @@
-//! Command-line interface: `tugboat crds`, and later `run` and `render`.
+//! Command-line interface: `tugboat run`, `tugboat render` and `tugboat crds`.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// tugboat deploys applications from Git and redeploys them when a webhook is called.
 #[derive(Parser, Debug)]
@@ -14,8 +18,70 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the operator: the GitOpsApplication controller and the probe server.
+    Run(RunArgs),
+    /// Render a directory (or file) of manifests with variables and print the result, as the operator would.
+    Render(RenderArgs),
     /// Print the CustomResourceDefinitions (apply them with `tugboat crds | kubectl apply -f -`).
     Crds,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Address of the probe server (`/healthz`, `/readyz`).
+    #[arg(long, env = "TUGBOAT_PROBE_ADDR", default_value = "0.0.0.0:8080")]
+    probe_addr: SocketAddr,
+    /// Kubeconfig to use; default: in-cluster config, then `KUBECONFIG`, then `~/.kube/config`.
+    #[arg(long, env = "TUGBOAT_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Only watch applications in this namespace (default: all namespaces).
+    #[arg(long, env = "TUGBOAT_NAMESPACE")]
+    namespace: Option<String>,
+    /// Allow `file://` repository URLs (for local development and tests).
+    #[arg(long, env = "TUGBOAT_ALLOW_FILE_SOURCES")]
+    allow_file_sources: bool,
+    /// Directory of the Git cache (one bare repository per repository URL).
+    #[arg(long, env = "TUGBOAT_CACHE_DIR", default_value = "/tmp/tugboat-cache")]
+    cache_dir: PathBuf,
+    /// Applications reconciled at once.
+    #[arg(long, env = "TUGBOAT_CONCURRENCY", default_value_t = 8)]
+    concurrency: u16,
+    /// Wait this long for more changes to an application before reconciling it (e.g. `100ms`).
+    #[arg(long, env = "TUGBOAT_DEBOUNCE", default_value = "100ms", value_parser = parse_duration)]
+    debounce: Duration,
+    /// Log format.
+    #[arg(long, env = "TUGBOAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(clap::Args, Debug)]
+struct RenderArgs {
+    /// Directory (read recursively, sorted) or file of YAML/JSON manifests.
+    path: PathBuf,
+    /// A variable, `NAME=value`; repeat for more.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_variable)]
+    variables: Vec<(String, String)>,
+    /// Fail on a `${VAR}` with no value and no default (the application's `strictVariables`).
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    tugboat::duration::parse(value).map_err(|e| e.to_string())
+}
+
+fn parse_variable(value: &str) -> Result<(String, String), String> {
+    let (name, value) = value.split_once('=').ok_or_else(|| format!("{value:?} is not NAME=VALUE"))?;
+    if !tugboat::render::is_valid_variable_name(name) {
+        return Err(format!("{name:?} is not a variable name (^[_A-Za-z][_A-Za-z0-9]*$)"));
+    }
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 pub fn main() -> ExitCode {
@@ -26,10 +92,57 @@ pub fn main() -> ExitCode {
                 print!("{yaml}");
                 ExitCode::SUCCESS
             }
-            Err(error) => {
-                eprintln!("error: cannot render the CRDs: {error}");
-                ExitCode::FAILURE
-            }
+            Err(error) => fail(format!("cannot render the CRDs: {error}")),
         },
+        Command::Render(args) => render(args),
+        Command::Run(args) => run(args),
+    }
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+fn render(args: RenderArgs) -> ExitCode {
+    let files = match tugboat::render::read_manifests(&args.path) {
+        Ok(files) => files,
+        Err(error) => return fail(error.to_string()),
+    };
+    let variables: BTreeMap<String, String> = args.variables.into_iter().collect();
+    match tugboat::render::render(&files, &variables, args.strict) {
+        Ok(rendered) => {
+            print!("{}", tugboat::render::to_yaml_stream(&rendered.objects));
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error.to_string()),
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let RunArgs { probe_addr, kubeconfig, namespace, allow_file_sources, cache_dir, concurrency, debounce, log_format } =
+        args;
+    init_logging(log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(format!("cannot start the async runtime: {error}")),
+    };
+    let settings =
+        tugboat::controller::Settings { allow_file_sources, concurrency: concurrency.max(1), debounce, namespace };
+    let options = tugboat::operator::Options { probe_addr, kubeconfig, cache_dir, settings };
+    match runtime.block_on(tugboat::operator::run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(error.to_string()),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn,tower=warn,hyper=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
     }
 }

@@ -2,6 +2,11 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod conditions;
+pub mod controller;
 pub mod crds;
+pub mod deploy;
 pub mod duration;
+pub mod operator;
 pub mod render;
+pub mod source;

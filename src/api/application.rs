@@ -246,6 +246,9 @@ pub struct GitOpsApplicationStatus {
     /// Digest of revision, variables and spec of the last successful apply; equal inputs skip all work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_fingerprint: Option<String>,
+    /// The last `tugboat.dev/reconcile-requested-at` annotation value acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
     /// Variable overrides set by webhook calls; they persist until a later call changes them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,

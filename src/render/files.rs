@@ -52,7 +52,7 @@ pub fn read_manifests(path: &Path) -> Result<Vec<ManifestFile>, RenderError> {
     found.into_iter().map(|(relative, full)| read_one(&full, relative)).collect()
 }
 
-fn is_manifest_name(name: &str) -> bool {
+pub fn is_manifest_name(name: &str) -> bool {
     Path::new(name)
         .extension()
         .and_then(|e| e.to_str())

@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 pub use error::{Location, RenderError};
-pub use files::{ManifestFile, read_manifests};
+pub use files::{ManifestFile, is_manifest_name, read_manifests};
 pub use overrides::{apply_env_overrides, apply_image_tag, env_var_names, is_valid_tag, with_tag};
 pub use substitute::is_valid_name as is_valid_variable_name;
 pub use tree::{MAX_ALIAS_NODES, MAX_DEPTH};

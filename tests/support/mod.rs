@@ -4,5 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod fixture;
 pub mod git_repo;
 pub mod git_server;
+pub mod operator;

@@ -1,0 +1,336 @@
+//! One reconcile of an application, as a named pipeline: check → source → render → plan → deploy → status.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Api, ResourceExt};
+use sha2::{Digest, Sha256};
+
+use super::{Context, Error, FINALIZER, RECONCILE_REQUESTED_ANNOTATION, credentials, events, status};
+use crate::api::{DeploymentRecord, DeploymentResult, GitOpsApplication, GitOpsApplicationStatus, UpdateMechanism};
+use crate::conditions::{self, HEALTHY, READY, RECONCILING, STALLED, reasons};
+use crate::deploy::plan::{self, Owner};
+use crate::deploy::{DeployRequest, RestartSelection};
+use crate::render;
+use crate::source::{GitReference, Revision, SourceSpec};
+
+/// How many deployments `status.deployments` keeps.
+const KEEP_DEPLOYMENTS: usize = 10;
+/// Retry delay for failures that may go away by themselves (network, API server).
+const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
+
+pub async fn reconcile(app: Arc<GitOpsApplication>, context: Arc<Context>) -> Result<Action, Error> {
+    let namespace = app.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<GitOpsApplication> = Api::namespaced(context.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, app, |event| async {
+        match event {
+            Finalizer::Apply(app) => apply(&app, &api, &context).await,
+            Finalizer::Cleanup(app) => cleanup(&app, &context).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
+/// The running status of one reconcile, written once at the end of each path.
+struct Run<'a> {
+    app: &'a GitOpsApplication,
+    api: &'a Api<GitOpsApplication>,
+    status: GitOpsApplicationStatus,
+    generation: Option<i64>,
+}
+
+impl Run<'_> {
+    fn condition(&mut self, type_: &str, ok: bool, reason: &str, message: impl Into<String>) {
+        conditions::set(&mut self.status.conditions, type_, ok, reason, message, self.generation, &now());
+    }
+
+    /// Ready=False with `reason`; Reconciling cleared.
+    async fn fail(mut self, reason: &str, message: String, retry: Duration) -> Result<Action, Error> {
+        tracing::info!(application = %self.app.name_any(), reason, %message, "not ready");
+        self.condition(READY, false, reason, message);
+        conditions::clear(&mut self.status.conditions, RECONCILING);
+        status::write(self.api, self.app, &self.status).await?;
+        Ok(Action::requeue(retry))
+    }
+}
+
+async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &Context) -> Result<Action, Error> {
+    let namespace = app.namespace().ok_or(Error::NoNamespace)?;
+    let spec = &app.spec;
+    let mut run = Run { app, api, status: app.status.clone().unwrap_or_default(), generation: app.metadata.generation };
+    run.status.observed_generation = run.generation;
+
+    // Check: a spec that can never work stalls until it changes (no hot loop).
+    let interval = match check_spec(app, context) {
+        Ok(interval) => interval,
+        Err(message) => {
+            run.condition(STALLED, true, reasons::INVALID_SPEC, message.clone());
+            run.fail(reasons::INVALID_SPEC, message, Duration::ZERO).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    conditions::clear(&mut run.status.conditions, STALLED);
+    if spec.suspend {
+        run.condition(READY, false, reasons::SUSPENDED, "deployments are suspended (spec.suspend)");
+        status::write(api, app, &run.status).await?;
+        return Ok(Action::await_change());
+    }
+
+    // Source: ask the remote only when something asks for it; otherwise reuse the cache.
+    let credentials = match &spec.source.secret_ref {
+        Some(secret) => match credentials::load(&context.client, &namespace, &secret.name).await {
+            Ok(credentials) => Some(credentials),
+            Err(error) => {
+                return run
+                    .fail(reasons::SECRET_NOT_FOUND, error.to_string(), interval.min(Duration::from_secs(60)))
+                    .await;
+            }
+        },
+        None => None,
+    };
+    let source = source_spec(app, credentials);
+    let requested = app.annotations().get(RECONCILE_REQUESTED_ANNOTATION).cloned();
+    let request_pending = requested.is_some() && requested != run.status.last_handled_reconcile_at;
+    let spec_changed = app.status.as_ref().and_then(|s| s.observed_generation) != run.generation;
+    let ask_remote = spec.updates.mechanism == UpdateMechanism::Polling
+        || request_pending
+        || spec_changed
+        || run.status.last_applied_revision.is_none();
+    let cached = if ask_remote { None } else { context.git.cached_revision(&source).await };
+    let revision = match cached {
+        Some(revision) => revision,
+        None => match context.git.resolve(&source).await {
+            Ok(revision) => revision,
+            Err(error) => {
+                let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval.min(Duration::from_secs(60)) };
+                return run.fail(error.reason(), error.to_string(), retry).await;
+            }
+        },
+    };
+    run.status.last_handled_reconcile_at = requested;
+
+    // Skip everything when revision, variables and spec are unchanged and no drift check is due.
+    let variables = merged_variables(app);
+    let fingerprint = fingerprint(&revision, &variables, app);
+    let drift_due = last_finished(&run.status).is_none_or(|at| elapsed_since(&at) >= interval);
+    if run.status.last_applied_fingerprint.as_deref() == Some(fingerprint.as_str()) && !request_pending && !drift_due {
+        if app.status.as_ref() != Some(&run.status) {
+            status::write(api, app, &run.status).await?;
+        }
+        return Ok(Action::requeue(interval));
+    }
+    if let Err(error) = context.git.ensure(&source, &revision).await {
+        let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval };
+        return run.fail(error.reason(), error.to_string(), retry).await;
+    }
+
+    // Render and plan (pure): a bad manifest fails here and applies nothing.
+    run.status.last_attempted_revision = Some(revision.name.clone());
+    let path = spec.source.path.as_deref().unwrap_or("");
+    let files = match context.git.read_files(&source, &revision, path).await {
+        Ok(files) => with_repository_paths(path, files),
+        Err(error) => return run.fail(error.reason(), error.to_string(), interval).await,
+    };
+    let owner = Owner { namespace: namespace.clone(), name: app.name_any() };
+    let planned = match render::render(&files, &variables, spec.strict_variables).map(|mut rendered| {
+        render::apply_env_overrides(rendered.values_mut(), &run.status.variables);
+        rendered
+    }) {
+        Ok(rendered) => match plan::plan(&rendered.objects, &owner) {
+            Ok(planned) => planned,
+            Err(error) => {
+                return run.fail(reasons::PLAN_FAILED, format!("revision {}: {error}", revision.name), interval).await;
+            }
+        },
+        Err(error) => {
+            let message = format!("revision {}: {error}", revision.name);
+            events::publish(context, app, true, reasons::RENDER_FAILED, message.clone()).await;
+            return run.fail(reasons::RENDER_FAILED, message, interval).await;
+        }
+    };
+
+    // Deploy.
+    let deploy_id =
+        format!("{}-{}", revision.sha.get(..8).unwrap_or(&revision.sha), jiff::Timestamp::now().as_second());
+    let record = DeploymentRecord {
+        id: deploy_id.clone(),
+        revision: revision.name.clone(),
+        trigger_id: None,
+        started_at: now(),
+        finished_at: None,
+        result: DeploymentResult::Running,
+        message: None,
+        restarted: Vec::new(),
+    };
+    push_deployment(&mut run.status, record);
+    run.condition(RECONCILING, true, reasons::DEPLOYING, format!("deploying revision {}", revision.name));
+    status::write(api, app, &run.status).await?;
+    events::publish(
+        context,
+        app,
+        false,
+        "DeploymentStarted",
+        format!("deploying revision {} ({deploy_id})", revision.name),
+    )
+    .await;
+
+    let health_timeout = spec.health_timeout.parse().unwrap_or(Duration::from_secs(300));
+    let default_namespace = spec.target_namespace.clone().unwrap_or_else(|| namespace.clone());
+    let request = DeployRequest {
+        owner: &owner,
+        default_namespace: &default_namespace,
+        service_account: spec.service_account_name.as_deref(),
+        objects: planned,
+        previous_inventory: &run.status.inventory.clone(),
+        prune: spec.prune,
+        restart: RestartSelection::None,
+        health_timeout,
+    };
+    let result = context.deployer.deploy(request).await;
+    conditions::clear(&mut run.status.conditions, RECONCILING);
+    let finished = now();
+    let (ok, reason, message, retry) = match result {
+        Ok(outcome) => {
+            run.status.inventory = outcome.inventory;
+            run.status.last_applied_revision = Some(revision.name.clone());
+            run.status.last_applied_fingerprint = Some(fingerprint);
+            let mut summary = format!("applied revision {}", revision.name);
+            if !outcome.pruned.is_empty() {
+                summary.push_str(&format!("; pruned {}", outcome.pruned.join(", ")));
+            }
+            if let Some(deployment) = run.status.deployments.last_mut() {
+                deployment.restarted = outcome.restarted;
+            }
+            match outcome.unhealthy {
+                None => {
+                    run.condition(HEALTHY, true, reasons::HEALTHY, "every changed workload rolled out");
+                    (true, reasons::SUCCEEDED, summary, interval)
+                }
+                Some(why) => {
+                    run.condition(HEALTHY, false, reasons::HEALTH_CHECK_FAILED, why.clone());
+                    (false, reasons::HEALTH_CHECK_FAILED, format!("{summary}, but {why}"), interval)
+                }
+            }
+        }
+        Err(error) => {
+            let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval };
+            (false, error.reason(), format!("revision {}: {error}", revision.name), retry)
+        }
+    };
+    if let Some(deployment) = run.status.deployments.last_mut() {
+        deployment.finished_at = Some(finished);
+        deployment.result = if ok { DeploymentResult::Succeeded } else { DeploymentResult::Failed };
+        deployment.message = Some(message.clone());
+    }
+    run.condition(READY, ok, reason, message.clone());
+    status::write(api, app, &run.status).await?;
+    let event_reason = if ok { "DeploymentSucceeded" } else { "DeploymentFailed" };
+    events::publish(context, app, !ok, event_reason, message).await;
+    Ok(Action::requeue(retry))
+}
+
+/// Deletion: with `prune: true`, delete every object the application created.
+async fn cleanup(app: &GitOpsApplication, context: &Context) -> Result<Action, Error> {
+    if !app.spec.prune {
+        return Ok(Action::await_change());
+    }
+    let namespace = app.namespace().ok_or(Error::NoNamespace)?;
+    let owner = Owner { namespace, name: app.name_any() };
+    let inventory = app.status.as_ref().map(|s| s.inventory.clone()).unwrap_or_default();
+    match context.deployer.delete_all(&owner, app.spec.service_account_name.as_deref(), &inventory).await {
+        Ok(deleted) => {
+            tracing::info!(application = %owner.name, ?deleted, "deleted the application's objects");
+            Ok(Action::await_change())
+        }
+        Err(error) => {
+            events::publish(context, app, true, "CleanupFailed", error.to_string()).await;
+            Err(error.into())
+        }
+    }
+}
+
+/// Checks what the API server cannot: operator flags and parse-ability. Returns the interval.
+fn check_spec(app: &GitOpsApplication, context: &Context) -> Result<Duration, String> {
+    let spec = &app.spec;
+    if spec.source.repo_url.starts_with("file://") && !context.settings.allow_file_sources {
+        return Err(
+            "spec.source.repoURL: file:// repositories are disabled (start the operator with --allow-file-sources)"
+                .into(),
+        );
+    }
+    if let Some(range) = &spec.source.reference.semver {
+        semver::VersionReq::parse(range)
+            .map_err(|e| format!("spec.source.ref.semver: {range:?} is not a semver range: {e}"))?;
+    }
+    spec.health_timeout.parse().map_err(|e| format!("spec.healthTimeout: {e}"))?;
+    spec.updates.interval.parse().map_err(|e| format!("spec.updates.interval: {e}"))
+}
+
+fn source_spec(app: &GitOpsApplication, credentials: Option<crate::source::Credentials>) -> SourceSpec {
+    let r = &app.spec.source.reference;
+    let reference = if let Some(branch) = &r.branch {
+        GitReference::Branch(branch.clone())
+    } else if let Some(tag) = &r.tag {
+        GitReference::Tag(tag.clone())
+    } else if let Some(commit) = &r.commit {
+        GitReference::Commit(commit.clone())
+    } else if let Some(range) = &r.semver {
+        GitReference::Semver(range.clone())
+    } else {
+        GitReference::Branch("main".into())
+    };
+    SourceSpec { url: app.spec.source.repo_url.clone(), reference, credentials }
+}
+
+/// Names files by their path in the repository, so messages point where users look.
+fn with_repository_paths(path: &str, mut files: Vec<render::ManifestFile>) -> Vec<render::ManifestFile> {
+    let base = path.trim_matches('/');
+    if base.is_empty() || base == "." {
+        return files;
+    }
+    for file in &mut files {
+        let single_file = base == file.path || base.ends_with(&format!("/{}", file.path));
+        file.path = if single_file { base.to_owned() } else { format!("{base}/{}", file.path) };
+    }
+    files
+}
+
+/// Webhook overrides (status) win over the spec's defaults.
+fn merged_variables(app: &GitOpsApplication) -> BTreeMap<String, String> {
+    let mut variables = app.spec.variables.clone();
+    if let Some(status) = &app.status {
+        variables.extend(status.variables.clone());
+    }
+    variables
+}
+
+/// Digest of everything a deployment depends on; equal digests mean nothing to do.
+fn fingerprint(revision: &Revision, variables: &BTreeMap<String, String>, app: &GitOpsApplication) -> String {
+    let input = serde_json::json!({"revision": revision.sha, "variables": variables, "spec": app.spec});
+    let digest = Sha256::digest(input.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn last_finished(status: &GitOpsApplicationStatus) -> Option<Time> {
+    status.deployments.iter().rev().find_map(|d| d.finished_at.clone())
+}
+
+fn elapsed_since(at: &Time) -> Duration {
+    let seconds = jiff::Timestamp::now().duration_since(at.0).as_secs_f64().max(0.0);
+    Duration::from_secs_f64(seconds)
+}
+
+fn push_deployment(status: &mut GitOpsApplicationStatus, record: DeploymentRecord) {
+    status.deployments.push(record);
+    let excess = status.deployments.len().saturating_sub(KEEP_DEPLOYMENTS);
+    status.deployments.drain(..excess);
+}

@@ -1,0 +1,413 @@
+//! The I/O of a deployment against the API server: discovery, dry run, apply, restart, prune, health.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::{self, Scope};
+use kube::{Client, Config};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::error::DeployError;
+use super::health::{self, Rollout};
+use super::plan::{Owner, PlannedObject};
+use super::restart::{self, RestartSelection};
+use super::{FIELD_MANAGER, RESTART_FIELD_MANAGER};
+use crate::api::InventoryEntry;
+
+/// Applies planned sets; shares discovery and impersonating clients between deployments.
+#[derive(Clone)]
+pub struct Deployer {
+    client: Client,
+    config: Config,
+    kinds: Arc<Mutex<HashMap<GroupVersionKind, (ApiResource, bool)>>>,
+    impersonating: Arc<Mutex<HashMap<String, Client>>>,
+}
+
+/// Everything one deployment needs.
+pub struct DeployRequest<'a> {
+    pub owner: &'a Owner,
+    /// Namespace for namespaced objects that name none.
+    pub default_namespace: &'a str,
+    /// Apply as this ServiceAccount of the owner's namespace.
+    pub service_account: Option<&'a str>,
+    pub objects: Vec<PlannedObject>,
+    pub previous_inventory: &'a [InventoryEntry],
+    pub prune: bool,
+    pub restart: RestartSelection,
+    pub health_timeout: Duration,
+}
+
+/// What a deployment did.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    pub inventory: Vec<InventoryEntry>,
+    pub pruned: Vec<String>,
+    /// Workloads whose template changed (`Kind/name`).
+    pub changed: Vec<String>,
+    /// Workloads restarted (`Kind/name`).
+    pub restarted: Vec<String>,
+    /// Deployments that were asked to restart but are paused.
+    pub paused: Vec<String>,
+    /// `None` when every changed or restarted workload rolled out; otherwise why not.
+    pub unhealthy: Option<String>,
+}
+
+struct Resolved {
+    object: PlannedObject,
+    resource: Option<ApiResource>,
+    namespace: Option<String>,
+}
+
+impl Deployer {
+    pub fn new(client: Client, config: Config) -> Self {
+        Self { client, config, kinds: Default::default(), impersonating: Default::default() }
+    }
+
+    /// A client acting as the ServiceAccount (impersonation), built once per account.
+    fn client_for(&self, namespace: &str, service_account: Option<&str>) -> Result<Client, DeployError> {
+        let Some(account) = service_account else { return Ok(self.client.clone()) };
+        let user = format!("system:serviceaccount:{namespace}:{account}");
+        let mut cache = self.impersonating.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = cache.get(&user) {
+            return Ok(client.clone());
+        }
+        let mut config = self.config.clone();
+        config.auth_info.impersonate = Some(user.clone());
+        config.auth_info.impersonate_groups = Some(vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{namespace}"),
+            "system:authenticated".into(),
+        ]);
+        let client = Client::try_from(config)
+            .map_err(|e| DeployError::Impersonation { user: user.clone(), message: e.to_string() })?;
+        cache.insert(user, client.clone());
+        Ok(client)
+    }
+
+    /// Resource and scope of a kind, from a per-kind discovery cache (the operator's own client:
+    /// discovery is not something a tenant's RBAC should have to allow).
+    async fn resolve_kind(&self, gvk: &GroupVersionKind) -> Result<Option<(ApiResource, bool)>, kube::Error> {
+        if let Some(found) = self.kinds.lock().unwrap_or_else(|e| e.into_inner()).get(gvk) {
+            return Ok(Some(found.clone()));
+        }
+        match discovery::pinned_kind(&self.client, gvk).await {
+            Ok((resource, capabilities)) => {
+                let entry = (resource, capabilities.scope == Scope::Namespaced);
+                self.kinds.lock().unwrap_or_else(|e| e.into_inner()).insert(gvk.clone(), entry.clone());
+                Ok(Some(entry))
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
+            Err(kube::Error::Discovery(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Dry-runs the whole set, then applies it, restarts, prunes and waits for health.
+    ///
+    /// # Errors
+    /// Any object refused by the dry run fails the deployment before anything is applied.
+    pub async fn deploy(&self, request: DeployRequest<'_>) -> Result<Outcome, DeployError> {
+        let client = self.client_for(&request.owner.namespace, request.service_account)?;
+        let mut resolved = self.resolve_all(request.objects, request.default_namespace).await?;
+        let namespaces_in_set: BTreeSet<String> =
+            resolved.iter().filter(|r| r.object.is_namespace()).map(|r| r.object.name.clone()).collect();
+
+        // 1. Dry run of everything that can be checked now.
+        for item in &resolved {
+            let Some(resource) = &item.resource else { continue };
+            let api = dynamic_api(&client, resource, item.namespace.as_deref());
+            let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+            if let Err(error) = api.patch(&item.object.name, &params, &Patch::Apply(&item.object.value)).await {
+                let namespace_pending = item.namespace.as_ref().is_some_and(|ns| namespaces_in_set.contains(ns))
+                    && matches!(&error, kube::Error::Api(e) if e.code == 404);
+                if !namespace_pending {
+                    return Err(DeployError::from_api(&item.object.origin, &item.object.display(), error));
+                }
+            }
+        }
+
+        // 2. Namespaces and CRDs first; kinds the new CRDs define are resolved once established.
+        let mut outcome = Outcome::default();
+        let before = self.workload_generations(&client, &resolved).await;
+        for item in resolved.iter().filter(|r| r.object.is_namespace() || r.object.is_crd()) {
+            self.apply_one(&client, item).await?;
+        }
+        for item in resolved.iter().filter(|r| r.object.is_crd()) {
+            self.wait_established(&item.object.name).await?;
+        }
+        for item in resolved.iter_mut().filter(|r| r.resource.is_none()) {
+            let found = self.resolve_kind(&item.object.gvk).await.map_err(DeployError::Transport)?;
+            let Some((resource, namespaced)) = found else {
+                return Err(unknown_kind(&item.object));
+            };
+            item.namespace = scoped_namespace(&item.object, namespaced, request.default_namespace);
+            item.resource = Some(resource);
+        }
+
+        // 3. Everything else, in file order.
+        let mut live: Vec<(String, String, Option<String>, Value)> = Vec::new();
+        for item in resolved.iter().filter(|r| !r.object.is_namespace() && !r.object.is_crd()) {
+            let applied = self.apply_one(&client, item).await?;
+            live.push((item.object.gvk.group.clone(), item.object.gvk.kind.clone(), item.namespace.clone(), applied));
+        }
+        outcome.inventory = resolved.iter().map(inventory_entry).collect();
+        outcome.inventory.sort();
+
+        // 4. Restarts of the selected workloads; changed workloads roll out by themselves.
+        let now = jiff::Timestamp::now().to_string();
+        let mut watch: Vec<(ApiResource, Option<String>, String, String)> = Vec::new();
+        for item in &resolved {
+            let (group, kind, name) = (&item.object.gvk.group, &item.object.gvk.kind, &item.object.name);
+            if !health::is_workload(group, kind) {
+                continue;
+            }
+            let Some(resource) = item.resource.clone() else { continue };
+            let label = item.object.display();
+            let generation_after = live
+                .iter()
+                .find(|(g, k, ns, v)| {
+                    g == group && k == kind && *ns == item.namespace && v["metadata"]["name"] == **name
+                })
+                .and_then(|(_, _, _, v)| v["metadata"]["generation"].as_i64());
+            let changed = before.get(&label).copied().flatten() != generation_after;
+            let mut restarted = false;
+            if request.restart.includes(kind, name) {
+                let is_paused = live.iter().any(|(_, k, _, v)| {
+                    k == "Deployment" && v["metadata"]["name"] == **name && v["spec"]["paused"].as_bool() == Some(true)
+                });
+                if is_paused {
+                    outcome.paused.push(label.clone());
+                } else {
+                    let api = dynamic_api(&client, &resource, item.namespace.as_deref());
+                    let params =
+                        PatchParams { field_manager: Some(RESTART_FIELD_MANAGER.into()), ..Default::default() };
+                    api.patch(name, &params, &Patch::Merge(restart::patch(&now)))
+                        .await
+                        .map_err(|e| DeployError::RestartFailed { object: label.clone(), message: e.to_string() })?;
+                    outcome.restarted.push(label.clone());
+                    restarted = true;
+                }
+            }
+            if changed {
+                outcome.changed.push(label.clone());
+            }
+            if changed || restarted {
+                watch.push((resource, item.namespace.clone(), kind.clone(), name.clone()));
+            }
+        }
+
+        // 5. Prune what left Git, if it is provably ours.
+        if request.prune {
+            let gone = super::plan::to_prune(request.previous_inventory, &outcome.inventory);
+            for entry in gone {
+                if let Some(pruned) = self.prune_one(&client, request.owner, &entry).await? {
+                    outcome.pruned.push(pruned);
+                }
+            }
+        }
+
+        // 6. Health of what changed or restarted.
+        outcome.unhealthy = wait_healthy(&client, &watch, request.health_timeout).await;
+        Ok(outcome)
+    }
+
+    async fn resolve_all(
+        &self,
+        objects: Vec<PlannedObject>,
+        default_namespace: &str,
+    ) -> Result<Vec<Resolved>, DeployError> {
+        let crd_kinds: BTreeSet<(String, String)> = objects
+            .iter()
+            .filter(|o| o.is_crd())
+            .filter_map(|o| {
+                let spec = &o.value["spec"];
+                Some((spec["group"].as_str()?.to_owned(), spec["names"]["kind"].as_str()?.to_owned()))
+            })
+            .collect();
+        let mut resolved = Vec::with_capacity(objects.len());
+        for object in objects {
+            match self.resolve_kind(&object.gvk).await.map_err(DeployError::Transport)? {
+                Some((resource, namespaced)) => {
+                    let namespace = scoped_namespace(&object, namespaced, default_namespace);
+                    resolved.push(Resolved { object, resource: Some(resource), namespace });
+                }
+                None if crd_kinds.contains(&(object.gvk.group.clone(), object.gvk.kind.clone())) => {
+                    resolved.push(Resolved { object, resource: None, namespace: None });
+                }
+                None => return Err(unknown_kind(&object)),
+            }
+        }
+        Ok(resolved)
+    }
+
+    async fn apply_one(&self, client: &Client, item: &Resolved) -> Result<Value, DeployError> {
+        let Some(resource) = &item.resource else { return Err(unknown_kind(&item.object)) };
+        let api = dynamic_api(client, resource, item.namespace.as_deref());
+        let mut value = item.object.value.clone();
+        if let (Some(ns), Some(meta)) = (&item.namespace, value.get_mut("metadata").and_then(Value::as_object_mut)) {
+            meta.insert("namespace".into(), Value::String(ns.clone()));
+        }
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let applied = api
+            .patch(&item.object.name, &params, &Patch::Apply(&value))
+            .await
+            .map_err(|e| DeployError::from_api(&item.object.origin, &item.object.display(), e))?;
+        serde_json::to_value(applied).map_err(|e| DeployError::ApplyFailed {
+            origin: item.object.origin.clone(),
+            object: item.object.display(),
+            message: e.to_string(),
+        })
+    }
+
+    async fn workload_generations(&self, client: &Client, resolved: &[Resolved]) -> HashMap<String, Option<i64>> {
+        let mut generations = HashMap::new();
+        for item in resolved {
+            let Some(resource) = &item.resource else { continue };
+            if !health::is_workload(&item.object.gvk.group, &item.object.gvk.kind) {
+                continue;
+            }
+            let api = dynamic_api(client, resource, item.namespace.as_deref());
+            let generation = api.get_opt(&item.object.name).await.ok().flatten().and_then(|o| o.metadata.generation);
+            generations.insert(item.object.display(), generation);
+        }
+        generations
+    }
+
+    async fn wait_established(&self, name: &str) -> Result<(), DeployError> {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(crd) = api.get(name).await {
+                let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
+                if conditions.iter().any(|c| c.type_ == "Established" && c.status == "True") {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(DeployError::CrdNotEstablished { name: name.to_owned() })
+    }
+
+    async fn prune_one(
+        &self,
+        client: &Client,
+        owner: &Owner,
+        entry: &InventoryEntry,
+    ) -> Result<Option<String>, DeployError> {
+        let label = format!("{}/{}", entry.kind, entry.name);
+        let (group, version) = entry.api_version.split_once('/').unwrap_or(("", entry.api_version.as_str()));
+        let gvk = GroupVersionKind::gvk(group, version, &entry.kind);
+        let Some((resource, _)) = self.resolve_kind(&gvk).await.map_err(DeployError::Transport)? else {
+            return Ok(None);
+        };
+        let api = dynamic_api(client, &resource, entry.namespace.as_deref());
+        let live = api
+            .get_opt(&entry.name)
+            .await
+            .map_err(|e| DeployError::PruneFailed { object: label.clone(), message: e.to_string() })?;
+        let Some(live) = live else { return Ok(None) };
+        let live_value = serde_json::to_value(&live).unwrap_or_default();
+        if !owner.owns(&live_value) {
+            tracing::info!(object = %label, "not pruning an object this application did not create");
+            return Ok(None);
+        }
+        api.delete(&entry.name, &DeleteParams::background())
+            .await
+            .map_err(|e| DeployError::PruneFailed { object: label.clone(), message: e.to_string() })?;
+        Ok(Some(label))
+    }
+
+    /// Deletes every object of an inventory that is provably the owner's (finalizer with prune).
+    pub async fn delete_all(
+        &self,
+        owner: &Owner,
+        service_account: Option<&str>,
+        inventory: &[InventoryEntry],
+    ) -> Result<Vec<String>, DeployError> {
+        let client = self.client_for(&owner.namespace, service_account)?;
+        let mut deleted = Vec::new();
+        for entry in super::plan::to_prune(inventory, &[]) {
+            if let Some(label) = self.prune_one(&client, owner, &entry).await? {
+                deleted.push(label);
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+fn dynamic_api(client: &Client, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+        None => Api::all_with(client.clone(), resource),
+    }
+}
+
+fn scoped_namespace(object: &PlannedObject, namespaced: bool, default_namespace: &str) -> Option<String> {
+    namespaced.then(|| object.namespace.clone().unwrap_or_else(|| default_namespace.to_owned()))
+}
+
+fn unknown_kind(object: &PlannedObject) -> DeployError {
+    DeployError::UnknownKind {
+        origin: object.origin.clone(),
+        api_version: object.gvk.api_version(),
+        kind: object.gvk.kind.clone(),
+    }
+}
+
+fn inventory_entry(item: &Resolved) -> InventoryEntry {
+    InventoryEntry {
+        api_version: item.object.gvk.api_version(),
+        kind: item.object.gvk.kind.clone(),
+        namespace: item.namespace.clone(),
+        name: item.object.name.clone(),
+    }
+}
+
+/// Polls the workloads until all rolled out, or returns why not when `timeout` passes.
+async fn wait_healthy(
+    client: &Client,
+    workloads: &[(ApiResource, Option<String>, String, String)],
+    timeout: Duration,
+) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    let mut pending: Vec<_> = workloads.iter().collect();
+    let mut last = String::new();
+    loop {
+        let mut still = Vec::new();
+        for workload in pending {
+            let (resource, namespace, kind, name) = workload;
+            let api = dynamic_api(client, resource, namespace.as_deref());
+            match api.get_opt(name).await {
+                Ok(Some(object)) => {
+                    let value = serde_json::to_value(&object).unwrap_or_default();
+                    match health::rollout(kind, &value) {
+                        Rollout::Complete | Rollout::Paused => {}
+                        Rollout::Failed(why) => return Some(format!("{kind}/{name}: {why}")),
+                        Rollout::Progressing(why) => {
+                            last = format!("{kind}/{name}: {why}");
+                            still.push(workload);
+                        }
+                    }
+                }
+                Ok(None) => return Some(format!("{kind}/{name} disappeared during the rollout")),
+                Err(e) => {
+                    last = format!("{kind}/{name}: {e}");
+                    still.push(workload);
+                }
+            }
+        }
+        if still.is_empty() {
+            return None;
+        }
+        if Instant::now() >= deadline {
+            return Some(format!("health timeout after {timeout:?}: {last}"));
+        }
+        pending = still;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

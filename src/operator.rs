@@ -1,0 +1,128 @@
+//! `tugboat run`: wires the client, the Git cache, the controllers and the probe server, and shuts down cleanly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use tokio::sync::watch;
+
+use crate::controller::{self, Context, Settings};
+use crate::source::{CacheOptions, GitCache};
+
+/// Everything `tugboat run` needs, already parsed from flags and environment.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub probe_addr: SocketAddr,
+    /// Explicit kubeconfig; `None`: kube-rs's discovery (in-cluster, `KUBECONFIG`, `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+    pub cache_dir: PathBuf,
+    pub settings: Settings,
+}
+
+/// Why the operator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot load a kubeconfig (in-cluster, KUBECONFIG or ~/.kube/config): {0}")]
+    Config(#[from] kube::config::InferConfigError),
+    #[error("cannot load the kubeconfig {path}: {message}")]
+    Kubeconfig { path: PathBuf, message: String },
+    #[error("cannot create the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot create the cache directory {path}: {source}")]
+    CacheDir { path: PathBuf, source: std::io::Error },
+}
+
+/// Runs until SIGTERM or Ctrl-C, then lets in-flight reconciles finish.
+pub async fn run(options: Options) -> Result<(), StartError> {
+    let config = match &options.kubeconfig {
+        Some(path) => load_kubeconfig(path).await?,
+        None => kube::Config::infer().await?,
+    };
+    let client = kube::Client::try_from(config.clone()).map_err(StartError::Client)?;
+    std::fs::create_dir_all(&options.cache_dir)
+        .map_err(|source| StartError::CacheDir { path: options.cache_dir.clone(), source })?;
+    let git = GitCache::new(
+        options.cache_dir.clone(),
+        CacheOptions { allow_file_sources: options.settings.allow_file_sources, ..CacheOptions::default() },
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let listener = tokio::net::TcpListener::bind(options.probe_addr)
+        .await
+        .map_err(|source| StartError::Listen { addr: options.probe_addr, source })?;
+    tracing::info!(addr = %options.probe_addr, "probe server listening (/healthz, /readyz)");
+    let probes = probe_router(ready.clone());
+    let mut probe_stop = stop_rx.clone();
+    let probe_server = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = probe_stop.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = axum::serve(listener, probes).with_graceful_shutdown(shutdown).await {
+            tracing::error!(%error, "probe server failed");
+        }
+    });
+
+    let context = Arc::new(Context::new(client, config, git, options.settings.clone()));
+    let mut controller_stop = stop_rx.clone();
+    let controller = tokio::spawn(controller::run(context, async move {
+        let _ = controller_stop.wait_for(|stop| *stop).await;
+    }));
+    ready.store(true, Ordering::SeqCst);
+    tracing::info!("tugboat is running");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight reconciles");
+    let _ = stop_tx.send(true);
+    let _ = controller.await;
+    let _ = probe_server.await;
+    Ok(())
+}
+
+async fn load_kubeconfig(path: &std::path::Path) -> Result<kube::Config, StartError> {
+    let error = |message: String| StartError::Kubeconfig { path: path.to_owned(), message };
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| error(e.to_string()))?;
+    kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| error(e.to_string()))
+}
+
+fn probe_router(ready: Arc<AtomicBool>) -> Router {
+    Router::new().route("/healthz", get(|| async { "ok" })).route(
+        "/readyz",
+        get(move || {
+            let ready = ready.clone();
+            async move {
+                if ready.load(Ordering::SeqCst) {
+                    (StatusCode::OK, "ok")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                }
+            }
+        }),
+    )
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}

@@ -1,0 +1,86 @@
+//! Runs the real `tugboat` binary against the test control plane, one process per test.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::cluster::kubeconfig_path;
+use super::git_repo::TempDir;
+
+/// A running `tugboat run`, killed when dropped. Its log is kept in a file and printed on drop
+/// when the test panicked, so a failing end-to-end test shows what the operator did.
+pub struct Operator {
+    child: Child,
+    pub probe_port: u16,
+    log: PathBuf,
+    _cache: TempDir,
+}
+
+impl Operator {
+    /// Starts the operator watching only `namespace`, with extra flags, and waits until it is ready.
+    pub async fn start(namespace: &str, extra: &[&str]) -> Self {
+        let cache = TempDir::new("tugboat-cache").expect("cache dir");
+        let probe_port = free_port();
+        let log = cache.path().join("operator.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_tugboat"))
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(kubeconfig_path())
+            .arg("--namespace")
+            .arg(namespace)
+            .arg("--probe-addr")
+            .arg(format!("127.0.0.1:{probe_port}"))
+            .arg("--cache-dir")
+            .arg(cache.path().join("git"))
+            .args(extra)
+            .env("RUST_LOG", "info,tugboat=debug,kube=warn")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start tugboat");
+        let operator = Self { child, probe_port, log, _cache: cache };
+        operator.wait_ready().await;
+        operator
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..100 {
+            if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.probe_port)).await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let _ = stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+                let mut response = String::new();
+                let _ = stream.read_to_string(&mut response).await;
+                if response.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("tugboat did not become ready; log:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("---- tugboat operator log ----\n{}\n---- end of operator log ----", self.log_text());
+        }
+    }
+}
+
+/// A free loopback port, chosen by the kernel.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
