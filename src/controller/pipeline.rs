@@ -23,17 +23,21 @@ const KEEP_DEPLOYMENTS: usize = 10;
 /// Retry delay for failures that may go away by themselves (network, API server).
 const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
 
+#[tracing::instrument(skip_all, fields(application = %app.name_any(), namespace = app.namespace().unwrap_or_default()))]
 pub async fn reconcile(app: Arc<GitOpsApplication>, context: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
     let namespace = app.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<GitOpsApplication> = Api::namespaced(context.client.clone(), &namespace);
-    finalizer(&api, FINALIZER, app, |event| async {
+    let result = finalizer(&api, FINALIZER, app, |event| async {
         match event {
             Finalizer::Apply(app) => apply(&app, &api, &context).await,
             Finalizer::Cleanup(app) => cleanup(&app, &context).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, ok = result.is_ok(), "reconcile finished");
+    result
 }
 
 fn now() -> Time {
@@ -126,6 +130,7 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
         if app.status.as_ref() != Some(&run.status) {
             status::write(api, app, &run.status).await?;
         }
+        tracing::debug!(revision = %revision.name, "nothing changed: no fetch, no apply");
         return Ok(Action::requeue(interval));
     }
     if let Err(error) = context.git.ensure(&source, &revision).await {
