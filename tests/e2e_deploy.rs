@@ -316,3 +316,126 @@ async fn a_service_account_without_rights_gets_a_clear_forbidden_status() {
         "the dry run failed, so nothing was applied"
     );
 }
+
+#[tokio::test]
+async fn namespaces_and_crds_are_applied_before_the_objects_that_need_them() {
+    let Some(f) = Fixture::start("order", &[], &[]).await else { return };
+    let target = format!("{}-made", f.ns.name);
+    let group = format!("{}.example.com", f.ns.name);
+    let crd = format!(
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.{group}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: widgets, singular: widget, kind: Widget}}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec: {{type: object, properties: {{size: {{type: integer}}}}}}
+"#
+    );
+    // File order puts the users of the Namespace and the CRD first on purpose.
+    let widget = format!(
+        "apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: {target}\nspec:\n  size: ${{SIZE:-3}}\n"
+    );
+    let cm =
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: inside\n  namespace: {target}\ndata: {{a: b}}\n");
+    let ns = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {target}\n");
+    let sha = f.commit(
+        &[
+            ("deploy/a-widget.yaml", Some(&widget)),
+            ("deploy/b-cm.yaml", Some(&cm)),
+            ("deploy/y-crd.yaml", Some(&crd)),
+            ("deploy/z-ns.yaml", Some(&ns)),
+        ],
+        "namespace, crd and their users",
+    );
+    f.create_app("ordered", f.app_spec(json!({"prune": true}))).await;
+    let app = f.wait_app("ordered", "Ready at the commit", |a| is_ready_at(a, &sha)).await;
+    let kinds: Vec<_> = app.status.expect("status").inventory.iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(kinds.len(), 4, "inventory: {kinds:?}");
+    let resource = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(&group, "v1", "Widget"));
+    let widgets: Api<kube::api::DynamicObject> = Api::namespaced_with(f.client.clone(), &target, &resource);
+    let w = widgets.get("w").await.expect("widget applied");
+    assert_eq!(w.data["spec"]["size"], json!(3), "typed placeholder value");
+    // Clean up the cluster-scoped objects this test made.
+    f.apps().delete("ordered", &DeleteParams::default()).await.expect("delete app");
+    f.eventually("namespace and CRD pruned with the application", || async {
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(f.client.clone());
+        let gone =
+            namespaces.get_opt(&target).await.ok().flatten().is_none_or(|n| n.metadata.deletion_timestamp.is_some());
+        gone.then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_rollout_that_never_completes_fails_health_after_the_timeout_and_events_tell_the_story() {
+    let Some(f) = Fixture::start("health", &demo_manifests(), &[]).await else { return };
+    let sha = f.head();
+    f.create_app("shop", f.app_spec(json!({}))).await;
+    f.wait_app("shop", "ready", |a| is_ready_at(a, &sha)).await;
+
+    // No node matches this selector: the new pods stay Pending and the rollout never completes.
+    let stuck = demo_manifests()[0]
+        .1
+        .replace("    spec:\n      containers:", "    spec:\n      nodeSelector: {disk: none}\n      containers:");
+    let second = f.commit(&[("deploy/web.yaml", Some(&stuck))], "unschedulable");
+    let patch = json!({"spec": {"healthTimeout": "5s"}});
+    f.apps().patch("shop", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("shorter timeout");
+    let app = f
+        .wait_app("shop", "Ready=False HealthCheckFailed", |a| {
+            ready(a).is_some_and(|(s, r, _)| s == "False" && r == "HealthCheckFailed")
+        })
+        .await;
+    let status = app.status.expect("status");
+    assert_eq!(status.last_applied_revision, Some(format!("main@sha1:{second}")), "the revision was applied");
+    let healthy = status.conditions.iter().find(|c| c.type_ == "Healthy").expect("Healthy condition");
+    assert_eq!(healthy.status, "False");
+    assert!(healthy.message.contains("Deployment/web"), "names the workload: {}", healthy.message);
+    assert_eq!(status.deployments.last().map(|d| d.result), Some(tugboat::api::DeploymentResult::Failed));
+
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(f.client.clone(), &f.ns.name);
+    let reasons: Vec<String> = f
+        .eventually("deployment events", || async {
+            let list = events.list(&Default::default()).await.ok()?;
+            let reasons: Vec<String> = list
+                .items
+                .into_iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("shop"))
+                .filter_map(|e| e.reason)
+                .collect();
+            reasons.iter().any(|r| r == "DeploymentFailed").then_some(reasons)
+        })
+        .await;
+    assert!(reasons.iter().any(|r| r == "DeploymentStarted"), "events: {reasons:?}");
+    assert!(reasons.iter().any(|r| r == "DeploymentSucceeded"), "events: {reasons:?}");
+}
+
+#[tokio::test]
+async fn a_spec_the_operator_cannot_serve_stalls_without_retrying() {
+    let Some(f) = Fixture::start("stalled", &demo_manifests(), &[]).await else { return };
+    f.create_app("local", f.app_spec(json!({"source": {"repoURL": "file:///srv/git/app.git", "secretRef": null}})))
+        .await;
+    let app = f
+        .wait_app("local", "Stalled=True", |a| {
+            a.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Stalled" && c.status == "True"))
+        })
+        .await;
+    let (status, reason, message) = ready(&app).expect("ready");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "InvalidSpec"));
+    assert!(message.contains("--allow-file-sources"), "{message}");
+    // No hot loop: the status is not rewritten while nothing changes.
+    let version = app.metadata.resource_version.clone();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = f.apps().get("local").await.expect("get");
+    assert_eq!(later.metadata.resource_version, version, "a stalled application is left alone until its spec changes");
+}
