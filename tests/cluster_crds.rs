@@ -7,6 +7,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 use support::cluster::{self, TestNamespace};
+use support::fixture::merge;
 
 fn api(client: &kube::Client, ns: &str, kind: &str) -> Api<DynamicObject> {
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("tugboat.dev", "v1alpha1", kind));
@@ -25,17 +26,6 @@ fn app(overrides: Value) -> Value {
     let mut spec = json!({"source": {"repoURL": "https://git.example.com/team/app.git", "ref": {"branch": "main"}}});
     merge(&mut spec, overrides);
     spec
-}
-
-fn merge(base: &mut Value, patch: Value) {
-    match (base, patch) {
-        (Value::Object(base), Value::Object(patch)) => {
-            for (key, value) in patch {
-                merge(base.entry(key).or_insert(Value::Null), value);
-            }
-        }
-        (base, patch) => *base = patch,
-    }
 }
 
 fn window(fields: Value) -> Value {

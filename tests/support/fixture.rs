@@ -206,7 +206,8 @@ pub fn app_name(app: &GitOpsApplication) -> String {
     app.name_any()
 }
 
-fn merge(base: &mut Value, patch: Value) {
+/// Deep-merges `patch` into `base` (objects merge, everything else replaces).
+pub fn merge(base: &mut Value, patch: Value) {
     match (base, patch) {
         (Value::Object(base), Value::Object(patch)) => {
             for (key, value) in patch {
