@@ -37,7 +37,10 @@ fn manifest(i: usize, generation: usize) -> String {
 }
 
 fn main() {
-    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(15);
+    // `cargo test --all-targets` runs bench binaries without `--bench`: one quick pass then.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let runs: usize =
+        if smoke { 1 } else { std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(15) };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
 
     let root = TempDir::new("tugboat-bench-root").expect("temp dir");

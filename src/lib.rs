@@ -10,3 +10,4 @@ pub mod duration;
 pub mod operator;
 pub mod render;
 pub mod source;
+pub mod window;
