@@ -10,4 +10,5 @@ pub mod duration;
 pub mod operator;
 pub mod render;
 pub mod source;
+pub mod trigger;
 pub mod window;

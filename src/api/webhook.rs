@@ -64,7 +64,7 @@ pub struct WebhookSpec {
 }
 
 /// Providers tugboat verifies.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WebhookProvider {
     /// Any caller that knows the URL (Portainer-compatible).
