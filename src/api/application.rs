@@ -252,6 +252,13 @@ pub struct GitOpsApplicationStatus {
     /// Variable overrides set by webhook calls; they persist until a later call changes them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
+    /// Image tag set by a webhook call's `tag=`; it persists until a later call changes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_tag: Option<String>,
+    /// Variables a webhook call may set: the placeholders of the last rendered revision and the
+    /// env vars of its workload containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variable_names: Vec<String>,
     /// A trigger waiting to run: queued, or held back by a change window until `nextWindowStart`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_trigger: Option<TriggerRecord>,
@@ -272,6 +279,10 @@ pub struct GitOpsApplicationStatus {
 pub struct TriggerRecord {
     /// Identifier returned to the caller as `triggerId`.
     pub id: String,
+    /// Increases with every recorded call; the controller has handled a trigger when
+    /// `status.lastTrigger.sequence` reached it.
+    #[serde(default)]
+    pub sequence: i64,
     /// When the call arrived.
     pub at: Time,
     /// Which Webhook and provider it came through, e.g. `Webhook/ci (github)`.

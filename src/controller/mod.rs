@@ -5,6 +5,7 @@ mod error;
 mod events;
 mod pipeline;
 mod status;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +71,7 @@ fn reconcile_key(app: &GitOpsApplication) -> Option<u64> {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     predicates::generation(app).hash(&mut hasher);
     app.annotations().get(RECONCILE_REQUESTED_ANNOTATION).hash(&mut hasher);
+    app.annotations().get(crate::trigger::record::TRIGGER_ANNOTATION).hash(&mut hasher);
     app.meta().deletion_timestamp.is_some().hash(&mut hasher);
     app.finalizers().hash(&mut hasher);
     Some(hasher.finish())

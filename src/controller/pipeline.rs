@@ -103,7 +103,9 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
     };
     let source = source_spec(app, credentials);
     let requested = app.annotations().get(RECONCILE_REQUESTED_ANNOTATION).cloned();
-    let request_pending = requested.is_some() && requested != run.status.last_handled_reconcile_at;
+    let trigger = crate::trigger::record::pending(app);
+    let request_pending =
+        (requested.is_some() && requested != run.status.last_handled_reconcile_at) || trigger.is_some();
     let spec_changed = app.status.as_ref().and_then(|s| s.observed_generation) != run.generation;
     let ask_remote = spec.updates.mechanism == UpdateMechanism::Polling
         || request_pending
@@ -121,10 +123,18 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
         },
     };
     run.status.last_handled_reconcile_at = requested;
+    if let Some(trigger) = &trigger {
+        // The call's variables and tag persist, so later polls and drift corrections keep them.
+        run.status.variables.extend(trigger.variables.clone());
+        if trigger.tag.is_some() {
+            run.status.image_tag = trigger.tag.clone();
+        }
+        run.status.last_trigger = Some(trigger.clone());
+    }
 
     // Skip everything when revision, variables and spec are unchanged and no drift check is due.
-    let variables = merged_variables(app);
-    let fingerprint = fingerprint(&revision, &variables, app);
+    let variables = merged_variables(&spec.variables, &run.status.variables);
+    let fingerprint = fingerprint(&revision, &variables, run.status.image_tag.as_deref(), app);
     let drift_due = last_finished(&run.status).is_none_or(|at| elapsed_since(&at) >= interval);
     if run.status.last_applied_fingerprint.as_deref() == Some(fingerprint.as_str()) && !request_pending && !drift_due {
         if app.status.as_ref() != Some(&run.status) {
@@ -146,21 +156,20 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
         Err(error) => return run.fail(error.reason(), error.to_string(), interval).await,
     };
     let owner = Owner { namespace: namespace.clone(), name: app.name_any() };
-    let planned = match render::render(&files, &variables, spec.strict_variables).map(|mut rendered| {
-        render::apply_env_overrides(rendered.values_mut(), &run.status.variables);
-        rendered
-    }) {
-        Ok(rendered) => match plan::plan(&rendered.objects, &owner) {
-            Ok(planned) => planned,
-            Err(error) => {
-                return run.fail(reasons::PLAN_FAILED, format!("revision {}: {error}", revision.name), interval).await;
-            }
-        },
+    let rendered = match render_with_overrides(&files, &variables, &run.status, spec.strict_variables) {
+        Ok((rendered, variable_names)) => {
+            run.status.variable_names = variable_names;
+            rendered
+        }
         Err(error) => {
             let message = format!("revision {}: {error}", revision.name);
             events::publish(context, app, true, reasons::RENDER_FAILED, message.clone()).await;
             return run.fail(reasons::RENDER_FAILED, message, interval).await;
         }
+    };
+    let planned = match plan::plan(&rendered.objects, &owner) {
+        Ok(planned) => planned,
+        Err(error) => return run.fail(reasons::PLAN_FAILED, format!("revision {}: {error}", revision.name), interval).await,
     };
 
     // Deploy.
@@ -169,7 +178,7 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
     let record = DeploymentRecord {
         id: deploy_id.clone(),
         revision: revision.name.clone(),
-        trigger_id: None,
+        trigger_id: trigger.as_ref().map(|t| t.id.clone()),
         started_at: now(),
         finished_at: None,
         result: DeploymentResult::Running,
@@ -197,7 +206,7 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
         objects: planned,
         previous_inventory: &run.status.inventory.clone(),
         prune: spec.prune,
-        restart: RestartSelection::None,
+        restart: trigger.as_ref().map_or(RestartSelection::None, |t| RestartSelection::from_entries(&t.rollout_restart)),
         health_timeout,
     };
     let result = context.deployer.deploy(request).await;
@@ -310,17 +319,33 @@ fn with_repository_paths(path: &str, mut files: Vec<render::ManifestFile>) -> Ve
 }
 
 /// Webhook overrides (status) win over the spec's defaults.
-fn merged_variables(app: &GitOpsApplication) -> BTreeMap<String, String> {
-    let mut variables = app.spec.variables.clone();
-    if let Some(status) = &app.status {
-        variables.extend(status.variables.clone());
-    }
+fn merged_variables(defaults: &BTreeMap<String, String>, overrides: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut variables = defaults.clone();
+    variables.extend(overrides.clone());
     variables
 }
 
+/// Renders, then applies webhook env overrides and the image tag to workload templates.
+/// Also returns the variable names a call may set (placeholders and workload env vars).
+fn render_with_overrides(
+    files: &[render::ManifestFile],
+    variables: &BTreeMap<String, String>,
+    status: &GitOpsApplicationStatus,
+    strict: bool,
+) -> Result<(render::Rendered, Vec<String>), render::RenderError> {
+    let mut rendered = render::render(files, variables, strict)?;
+    let mut names = render::placeholders(files)?;
+    names.extend(render::env_var_names(rendered.values()));
+    render::apply_env_overrides(rendered.values_mut(), &status.variables);
+    if let Some(tag) = &status.image_tag {
+        render::apply_image_tag(rendered.values_mut(), tag)?;
+    }
+    Ok((rendered, names.into_iter().collect()))
+}
+
 /// Digest of everything a deployment depends on; equal digests mean nothing to do.
-fn fingerprint(revision: &Revision, variables: &BTreeMap<String, String>, app: &GitOpsApplication) -> String {
-    let input = serde_json::json!({"revision": revision.sha, "variables": variables, "spec": app.spec});
+fn fingerprint(revision: &Revision, variables: &BTreeMap<String, String>, tag: Option<&str>, app: &GitOpsApplication) -> String {
+    let input = serde_json::json!({"revision": revision.sha, "variables": variables, "tag": tag, "spec": app.spec});
     let digest = Sha256::digest(input.to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -7,6 +7,7 @@
 
 pub mod event;
 pub mod query;
+pub mod record;
 pub mod replay;
 pub mod repo_url;
 pub mod signature;
