@@ -169,7 +169,9 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
     };
     let planned = match plan::plan(&rendered.objects, &owner) {
         Ok(planned) => planned,
-        Err(error) => return run.fail(reasons::PLAN_FAILED, format!("revision {}: {error}", revision.name), interval).await,
+        Err(error) => {
+            return run.fail(reasons::PLAN_FAILED, format!("revision {}: {error}", revision.name), interval).await;
+        }
     };
 
     // Deploy.
@@ -206,7 +208,9 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
         objects: planned,
         previous_inventory: &run.status.inventory.clone(),
         prune: spec.prune,
-        restart: trigger.as_ref().map_or(RestartSelection::None, |t| RestartSelection::from_entries(&t.rollout_restart)),
+        restart: trigger
+            .as_ref()
+            .map_or(RestartSelection::None, |t| RestartSelection::from_entries(&t.rollout_restart)),
         health_timeout,
     };
     let result = context.deployer.deploy(request).await;
@@ -319,7 +323,10 @@ fn with_repository_paths(path: &str, mut files: Vec<render::ManifestFile>) -> Ve
 }
 
 /// Webhook overrides (status) win over the spec's defaults.
-fn merged_variables(defaults: &BTreeMap<String, String>, overrides: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+fn merged_variables(
+    defaults: &BTreeMap<String, String>,
+    overrides: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut variables = defaults.clone();
     variables.extend(overrides.clone());
     variables
@@ -344,7 +351,12 @@ fn render_with_overrides(
 }
 
 /// Digest of everything a deployment depends on; equal digests mean nothing to do.
-fn fingerprint(revision: &Revision, variables: &BTreeMap<String, String>, tag: Option<&str>, app: &GitOpsApplication) -> String {
+fn fingerprint(
+    revision: &Revision,
+    variables: &BTreeMap<String, String>,
+    tag: Option<&str>,
+    app: &GitOpsApplication,
+) -> String {
     let input = serde_json::json!({"revision": revision.sha, "variables": variables, "tag": tag, "spec": app.spec});
     let digest = Sha256::digest(input.to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()

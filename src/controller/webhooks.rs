@@ -1,0 +1,102 @@
+//! The Webhook controller: gives each Webhook its stable random path and reports whether it can be called.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+
+use super::Error;
+use crate::api::{Webhook, WebhookStatus};
+use crate::conditions::{self, READY};
+
+/// Prefix of every trigger path (Portainer-compatible).
+pub const PATH_PREFIX: &str = "/api/stacks/webhooks/";
+
+/// Builds the controller and returns the store the trigger endpoint looks paths up in.
+pub fn controller(client: &Client, namespace: Option<&str>) -> (Controller<Webhook>, Store<Webhook>) {
+    let api: Api<Webhook> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let controller = Controller::new(api, watcher::Config::default());
+    let store = controller.store();
+    (controller, store)
+}
+
+/// Runs the Webhook controller until `shutdown` resolves.
+pub async fn run(
+    controller: Controller<Webhook>,
+    client: Client,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(
+            reconcile,
+            |_, error, _| {
+                tracing::warn!(%error, "webhook reconcile failed; retrying");
+                Action::requeue(Duration::from_secs(5))
+            },
+            Arc::new(client),
+        )
+        .for_each(|_| async {})
+        .await;
+}
+
+async fn reconcile(webhook: Arc<Webhook>, client: Arc<Client>) -> Result<Action, Error> {
+    let namespace = webhook.namespace().ok_or(Error::NoNamespace)?;
+    let mut status = webhook.status.clone().unwrap_or_default();
+    let path = status.webhook_path.get_or_insert_with(|| format!("{PATH_PREFIX}{}", uuid::Uuid::new_v4())).clone();
+    let generation = webhook.metadata.generation;
+    status.observed_generation = generation;
+    let now = Time(jiff::Timestamp::now());
+    match missing_secret(&client, &namespace, &webhook).await? {
+        Some(problem) => {
+            conditions::set(&mut status.conditions, READY, false, "SecretNotFound", problem, generation, &now)
+        }
+        None => {
+            conditions::set(&mut status.conditions, READY, true, "Ready", format!("call POST {path}"), generation, &now)
+        }
+    }
+    if webhook.status.as_ref() != Some(&status) {
+        write_status(&client, &namespace, &webhook, &status).await?;
+    }
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+async fn missing_secret(client: &Client, namespace: &str, webhook: &Webhook) -> Result<Option<String>, Error> {
+    let Some(reference) = &webhook.spec.secret_ref else { return Ok(None) };
+    let key = reference.key.as_deref().unwrap_or("token");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = secrets.get_opt(&reference.name).await?;
+    Ok(match secret {
+        None => Some(format!("secret {:?} (spec.secretRef) not found", reference.name)),
+        Some(secret) if !secret.data.as_ref().is_some_and(|d| d.contains_key(key)) => {
+            Some(format!("secret {:?} has no key {key:?} (spec.secretRef.key)", reference.name))
+        }
+        Some(_) => None,
+    })
+}
+
+async fn write_status(
+    client: &Client,
+    namespace: &str,
+    webhook: &Webhook,
+    status: &WebhookStatus,
+) -> Result<(), Error> {
+    let api: Api<Webhook> = Api::namespaced(client.clone(), namespace);
+    let patch = serde_json::json!({
+        "apiVersion": Webhook::api_version(&()),
+        "kind": Webhook::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&webhook.name_any(), &PatchParams::apply("tugboat").force(), &Patch::Apply(&patch)).await?;
+    Ok(())
+}
