@@ -28,6 +28,9 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct RunArgs {
+    /// Address of the trigger endpoint (`POST /api/stacks/webhooks/{uuid}`, `/hooks/{uuid}`).
+    #[arg(long, env = "TUGBOAT_TRIGGER_ADDR", default_value = "0.0.0.0:9292")]
+    trigger_addr: SocketAddr,
     /// Address of the probe server (`/healthz`, `/readyz`).
     #[arg(long, env = "TUGBOAT_PROBE_ADDR", default_value = "0.0.0.0:8080")]
     probe_addr: SocketAddr,
@@ -120,8 +123,17 @@ fn render(args: RenderArgs) -> ExitCode {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    let RunArgs { probe_addr, kubeconfig, namespace, allow_file_sources, cache_dir, concurrency, debounce, log_format } =
-        args;
+    let RunArgs {
+        trigger_addr,
+        probe_addr,
+        kubeconfig,
+        namespace,
+        allow_file_sources,
+        cache_dir,
+        concurrency,
+        debounce,
+        log_format,
+    } = args;
     init_logging(log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -129,7 +141,7 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let settings =
         tugboat::controller::Settings { allow_file_sources, concurrency: concurrency.max(1), debounce, namespace };
-    let options = tugboat::operator::Options { probe_addr, kubeconfig, cache_dir, settings };
+    let options = tugboat::operator::Options { trigger_addr, probe_addr, kubeconfig, cache_dir, settings };
     match runtime.block_on(tugboat::operator::run(options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(error.to_string()),

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod crds;
 pub mod deploy;
 pub mod duration;
+pub mod endpoint;
 pub mod operator;
 pub mod render;
 pub mod source;

@@ -11,12 +11,16 @@ use axum::routing::get;
 use tokio::sync::watch;
 
 use crate::controller::{self, Context, Settings};
+use crate::endpoint::{self, DEFAULT_BODY_LIMIT, EndpointState};
 use crate::source::{CacheOptions, GitCache};
+use crate::trigger::replay::ReplayGuard;
 
 /// Everything `tugboat run` needs, already parsed from flags and environment.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub probe_addr: SocketAddr,
+    /// Address of the trigger endpoint.
+    pub trigger_addr: SocketAddr,
     /// Explicit kubeconfig; `None`: kube-rs's discovery (in-cluster, `KUBECONFIG`, `~/.kube/config`).
     pub kubeconfig: Option<PathBuf>,
     pub cache_dir: PathBuf,
@@ -69,6 +73,39 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         }
     });
 
+    // Webhooks: path controller, and the endpoint that looks paths up in its cache.
+    let (webhook_controller, webhooks) =
+        controller::webhooks::controller(&client, options.settings.namespace.as_deref());
+    let endpoint_ready = Arc::new(AtomicBool::new(false));
+    let endpoint_state = Arc::new(EndpointState {
+        client: client.clone(),
+        webhooks: webhooks.clone(),
+        replays: ReplayGuard::default(),
+        body_limit: DEFAULT_BODY_LIMIT,
+        ready: endpoint_ready.clone(),
+    });
+    let trigger_listener = tokio::net::TcpListener::bind(options.trigger_addr)
+        .await
+        .map_err(|source| StartError::Listen { addr: options.trigger_addr, source })?;
+    let mut endpoint_stop = stop_rx.clone();
+    let endpoint = tokio::spawn(endpoint::serve(trigger_listener, endpoint_state, async move {
+        let _ = endpoint_stop.wait_for(|stop| *stop).await;
+    }));
+    tokio::spawn(async move {
+        // Re-asked periodically: a wake-up of the store's readiness future can be missed.
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_millis(200), webhooks.wait_until_ready()).await {
+                Ok(Ok(())) => break endpoint_ready.store(true, Ordering::SeqCst),
+                Ok(Err(_)) => break,
+                Err(_) => continue,
+            }
+        }
+    });
+    let mut webhook_stop = stop_rx.clone();
+    let webhook_task = tokio::spawn(controller::webhooks::run(webhook_controller, client.clone(), async move {
+        let _ = webhook_stop.wait_for(|stop| *stop).await;
+    }));
+
     let context = Arc::new(Context::new(client, config, git, options.settings.clone()));
     let mut controller_stop = stop_rx.clone();
     let controller = tokio::spawn(controller::run(context, async move {
@@ -81,6 +118,10 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     tracing::info!("shutting down: finishing in-flight reconciles");
     let _ = stop_tx.send(true);
     let _ = controller.await;
+    let _ = webhook_task.await;
+    if let Ok(Err(error)) = endpoint.await {
+        tracing::error!(%error, "trigger endpoint failed");
+    }
     let _ = probe_server.await;
     Ok(())
 }

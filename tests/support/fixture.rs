@@ -146,6 +146,22 @@ impl Fixture {
         self.apps().create(&PostParams::default(), &app).await.expect("create application")
     }
 
+    /// Creates a Webhook and returns its path once the operator assigned one.
+    pub async fn create_webhook(&self, name: &str, spec: Value) -> String {
+        let api: Api<tugboat::api::Webhook> = Api::namespaced(self.client.clone(), &self.ns.name);
+        let webhook: tugboat::api::Webhook = serde_json::from_value(json!({
+            "apiVersion": "tugboat.dev/v1alpha1", "kind": "Webhook", "metadata": {"name": name}, "spec": spec
+        }))
+        .expect("webhook");
+        api.create(&PostParams::default(), &webhook).await.expect("create webhook");
+        let path =
+            eventually("webhook path assigned", WAIT, || async { api.get(name).await.ok()?.status?.webhook_path })
+                .await;
+        // The endpoint's cache sees the path shortly after the status is written.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        path
+    }
+
     /// Asks for an immediate reconcile, as the trigger endpoint does.
     pub async fn request_reconcile(&self, name: &str) {
         use kube::api::{Patch, PatchParams};

@@ -7,4 +7,5 @@ pub mod cluster;
 pub mod fixture;
 pub mod git_repo;
 pub mod git_server;
+pub mod http;
 pub mod operator;

@@ -12,6 +12,7 @@ use super::git_repo::TempDir;
 pub struct Operator {
     child: Child,
     pub probe_port: u16,
+    pub trigger_port: u16,
     log: PathBuf,
     _cache: TempDir,
 }
@@ -21,6 +22,7 @@ impl Operator {
     pub async fn start(namespace: &str, extra: &[&str]) -> Self {
         let cache = TempDir::new("tugboat-cache").expect("cache dir");
         let probe_port = free_port();
+        let trigger_port = free_port();
         let log = cache.path().join("operator.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_tugboat"))
@@ -31,6 +33,8 @@ impl Operator {
             .arg(namespace)
             .arg("--probe-addr")
             .arg(format!("127.0.0.1:{probe_port}"))
+            .arg("--trigger-addr")
+            .arg(format!("127.0.0.1:{trigger_port}"))
             .arg("--cache-dir")
             .arg(cache.path().join("git"))
             .args(extra)
@@ -39,7 +43,7 @@ impl Operator {
             .stderr(log_file)
             .spawn()
             .expect("start tugboat");
-        let operator = Self { child, probe_port, log, _cache: cache };
+        let operator = Self { child, probe_port, trigger_port, log, _cache: cache };
         operator.wait_ready().await;
         operator
     }

@@ -1,0 +1,329 @@
+//! One trigger call: look up → read (bounded) → verify → parse → select targets → validate → record → 202.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+
+use super::{EndpointState, reply};
+use crate::api::{GitOpsApplication, TriggerRecord, Webhook};
+use crate::controller::webhooks::PATH_PREFIX;
+use crate::trigger::event::{ProviderEvent, RefName, parse_event};
+use crate::trigger::query::{RolloutRestart, TriggerParams, parse_form, parse_query};
+use crate::trigger::record::{TRIGGER_ANNOTATION, coalesce, handled_sequence, recorded};
+use crate::trigger::{repo_url, signature, variables};
+
+/// Writes of one trigger retried on a conflict with a concurrent call before giving up (503).
+const RECORD_ATTEMPTS: usize = 8;
+
+pub async fn trigger(
+    State(state): State<Arc<EndpointState>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !state.ready.load(Ordering::SeqCst) {
+        return reply::unavailable("starting: the webhook cache is not ready yet");
+    }
+    let path = format!("{PATH_PREFIX}{id}");
+    let Some(webhook) = state
+        .webhooks
+        .state()
+        .into_iter()
+        .find(|w| w.status.as_ref().and_then(|s| s.webhook_path.as_deref()) == Some(path.as_str()))
+    else {
+        return reply::not_found().await;
+    };
+    let body = match to_bytes(body, state.body_limit).await {
+        Ok(body) => body,
+        Err(_) => return reply::too_large(state.body_limit),
+    };
+    let namespace = webhook.namespace().unwrap_or_default();
+    let provider = webhook.spec.provider;
+
+    // Verify before parsing anything the caller sent.
+    let secret = match read_secret(&state, &namespace, &webhook).await {
+        Ok(secret) => secret,
+        Err(response) => return response,
+    };
+    let now = jiff::Timestamp::now();
+    let verified = match signature::verify(provider, &secret, &headers, &body, now) {
+        Ok(verified) => verified,
+        Err(error) => return reply::unauthorized(error.to_string()),
+    };
+    if let Some(webhook_id) = &verified.webhook_id
+        && let Err(replayed) = state.replays.check_and_remember(webhook_id, now)
+    {
+        return reply::unauthorized(replayed.to_string());
+    }
+
+    // Parameters: the query, plus the fields of an HTML form post.
+    let mut params = match parse_query(query.as_deref()) {
+        Ok(params) => params,
+        Err(error) => return reply::bad_request(error.to_string()),
+    };
+    if is_form(&headers) {
+        match parse_form(&body) {
+            Ok(fields) => {
+                for (name, value) in fields {
+                    params.variables.entry(name).or_insert(value);
+                }
+            }
+            Err(error) => return reply::bad_request(error.to_string()),
+        }
+    }
+    let event = match parse_event(provider, &headers, &body) {
+        Ok(event) => event,
+        Err(error) => return reply::bad_request(error.to_string()),
+    };
+    match &event {
+        ProviderEvent::Ping => return reply::ignored("ping"),
+        ProviderEvent::Other(name) if name != "generic" => {
+            return reply::ignored(format!("event {name:?} does not deploy"));
+        }
+        event if event.is_deletion() => return reply::ignored("the pushed ref was deleted"),
+        _ => {}
+    }
+    if !webhook.spec.variables_from_payload.is_empty() {
+        let payload: serde_json::Value = match serde_json::from_slice(&body) {
+            Ok(payload) => payload,
+            Err(error) => return reply::bad_request(format!("variablesFromPayload needs a JSON body: {error}")),
+        };
+        match variables::variables_from_payload(&webhook.spec.variables_from_payload, &payload) {
+            Ok(found) => {
+                for (name, value) in found {
+                    params.variables.entry(name).or_insert(value);
+                }
+            }
+            Err(error) => return reply::bad_request(error.to_string()),
+        }
+    }
+
+    let targets = match target_applications(&state, &namespace, &webhook).await {
+        Ok(targets) => targets,
+        Err(response) => return response,
+    };
+    let targets: Vec<_> = targets.into_iter().filter(|app| concerns(&event, app)).collect();
+    if targets.is_empty() {
+        return reply::ignored(ignored_reason(&event));
+    }
+    for app in &targets {
+        if let Err(message) = validate(&webhook, app, &params) {
+            return reply::bad_request(message);
+        }
+    }
+
+    let trigger_id = uuid::Uuid::new_v4().to_string();
+    let record = TriggerRecord {
+        id: trigger_id.clone(),
+        sequence: 0,
+        at: Time(now),
+        source: format!(
+            "Webhook/{} ({})",
+            webhook.name_any(),
+            serde_json::to_value(provider).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        ),
+        variables: params.variables.clone(),
+        rollout_restart: restart_entries(&params),
+        tag: params.tag.clone(),
+        coalesced_ids: Vec::new(),
+        override_window: params.override_window && webhook.spec.allow_window_override,
+        next_window_start: None,
+    };
+    let mut names = Vec::new();
+    for app in &targets {
+        if let Err(response) = record_on(&state, &namespace, &app.name_any(), &record).await {
+            return response;
+        }
+        names.push(app.name_any());
+    }
+    tracing::info!(webhook = %webhook.name_any(), %namespace, trigger = %trigger_id, applications = ?names, "trigger recorded");
+    reply::accepted(&trigger_id, &names)
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+async fn read_secret(state: &EndpointState, namespace: &str, webhook: &Webhook) -> Result<Vec<u8>, Response> {
+    let Some(reference) = &webhook.spec.secret_ref else { return Ok(Vec::new()) };
+    let key = reference.key.as_deref().unwrap_or("token");
+    let secrets: Api<Secret> = Api::namespaced(state.client.clone(), namespace);
+    match secrets.get_opt(&reference.name).await {
+        Ok(Some(secret)) => secret
+            .data
+            .and_then(|mut data| data.remove(key))
+            .map(|bytes| bytes.0)
+            .ok_or_else(|| reply::internal(format!("the webhook's secret has no key {key:?}"))),
+        Ok(None) => Err(reply::internal("the webhook's secret does not exist")),
+        Err(error) => Err(reply::unavailable(format!("cannot read the webhook's secret: {error}"))),
+    }
+}
+
+async fn target_applications(
+    state: &EndpointState,
+    namespace: &str,
+    webhook: &Webhook,
+) -> Result<Vec<GitOpsApplication>, Response> {
+    let api: Api<GitOpsApplication> = Api::namespaced(state.client.clone(), namespace);
+    let mut found: BTreeMap<String, GitOpsApplication> = BTreeMap::new();
+    for target in &webhook.spec.targets {
+        if let Some(name) = &target.name {
+            match api.get_opt(name).await {
+                Ok(Some(app)) => {
+                    found.insert(app.name_any(), app);
+                }
+                Ok(None) => {}
+                Err(error) => return Err(reply::unavailable(error.to_string())),
+            }
+        }
+        if let Some(selector) = &target.selector {
+            let params = ListParams::default().labels(&selector_string(selector));
+            match api.list(&params).await {
+                Ok(list) => found.extend(list.items.into_iter().map(|app| (app.name_any(), app))),
+                Err(error) => return Err(reply::unavailable(error.to_string())),
+            }
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+/// A label selector in the API's query syntax.
+fn selector_string(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> = selector.match_labels.iter().flatten().map(|(k, v)| format!("{k}={v}")).collect();
+    for expression in selector.match_expressions.iter().flatten() {
+        let values = expression.values.clone().unwrap_or_default().join(",");
+        parts.push(match expression.operator.as_str() {
+            "In" => format!("{} in ({values})", expression.key),
+            "NotIn" => format!("{} notin ({values})", expression.key),
+            "Exists" => expression.key.clone(),
+            _ => format!("!{}", expression.key),
+        });
+    }
+    parts.join(",")
+}
+
+/// Does the event concern this application? Pushes match repository and branch/tag.
+fn concerns(event: &ProviderEvent, app: &GitOpsApplication) -> bool {
+    let ProviderEvent::Push { repo_urls, reference, .. } = event else { return true };
+    let wanted = &app.spec.source.reference;
+    let ref_matches = match reference {
+        RefName::Branch(branch) => wanted.branch.as_deref() == Some(branch.as_str()),
+        RefName::Tag(tag) => wanted.tag.as_deref() == Some(tag.as_str()) || wanted.semver.is_some(),
+        RefName::Other(_) => false,
+    };
+    ref_matches && repo_url::repo_matches(&app.spec.source.repo_url, repo_urls)
+}
+
+fn ignored_reason(event: &ProviderEvent) -> String {
+    match event {
+        ProviderEvent::Push { reference: RefName::Branch(branch), .. } => {
+            format!("push to branch {branch:?} concerns no target application")
+        }
+        ProviderEvent::Push { reference: RefName::Tag(tag), .. } => {
+            format!("push of tag {tag:?} concerns no target application")
+        }
+        ProviderEvent::Push { reference: RefName::Other(other), .. } => {
+            format!("push to {other:?} concerns no target application")
+        }
+        _ => "no target application".into(),
+    }
+}
+
+/// Variables must exist in the application (placeholders or workload env vars) and be allowed;
+/// restart targets must be workloads of the application.
+fn validate(webhook: &Webhook, app: &GitOpsApplication, params: &TriggerParams) -> Result<(), String> {
+    let status = app.status.clone().unwrap_or_default();
+    let allowed: Vec<&String> = match &webhook.spec.allowed_variables {
+        Some(list) => status.variable_names.iter().filter(|n| list.contains(n)).collect(),
+        None => status.variable_names.iter().collect(),
+    };
+    for name in params.variables.keys() {
+        if !allowed.contains(&name) {
+            return Err(format!(
+                "variable {name:?} cannot be set on application {:?}; allowed: {}",
+                app.name_any(),
+                if allowed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    allowed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                }
+            ));
+        }
+    }
+    if let Some(RolloutRestart::Workloads(workloads)) = &params.rollout_restart {
+        let valid: Vec<String> = status
+            .inventory
+            .iter()
+            .filter(|e| {
+                crate::deploy::health::is_workload(e.api_version.split('/').next().unwrap_or_default(), &e.kind)
+            })
+            .map(|e| format!("{}/{}", e.kind.to_ascii_lowercase(), e.name))
+            .collect();
+        for workload in workloads {
+            let wanted = format!("{}/{}", format!("{:?}", workload.kind).to_ascii_lowercase(), workload.name);
+            if !valid.contains(&wanted) {
+                return Err(format!(
+                    "rollout-restart: {wanted} is not a workload of application {:?}; valid: {}",
+                    app.name_any(),
+                    if valid.is_empty() { "none".to_owned() } else { valid.join(", ") }
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn restart_entries(params: &TriggerParams) -> Vec<String> {
+    match &params.rollout_restart {
+        None => Vec::new(),
+        Some(RolloutRestart::All) => vec!["all".into()],
+        Some(RolloutRestart::Workloads(workloads)) => {
+            workloads.iter().map(|w| format!("{}/{}", format!("{:?}", w.kind).to_ascii_lowercase(), w.name)).collect()
+        }
+    }
+}
+
+/// Records the trigger in the application's annotation with optimistic concurrency, merging
+/// into a still-pending trigger; retried when a concurrent call wrote first.
+async fn record_on(
+    state: &EndpointState,
+    namespace: &str,
+    name: &str,
+    incoming: &TriggerRecord,
+) -> Result<(), Response> {
+    let api: Api<GitOpsApplication> = Api::namespaced(state.client.clone(), namespace);
+    for _ in 0..RECORD_ATTEMPTS {
+        let app = match api.get(name).await {
+            Ok(app) => app,
+            Err(error) => return Err(reply::unavailable(format!("cannot read application {name:?}: {error}"))),
+        };
+        let merged = coalesce(recorded(app.annotations()), handled_sequence(&app), incoming.clone());
+        let value = match serde_json::to_string(&merged) {
+            Ok(value) => value,
+            Err(error) => return Err(reply::internal(error.to_string())),
+        };
+        let patch = serde_json::json!({"metadata": {
+            "resourceVersion": app.resource_version(),
+            "annotations": {TRIGGER_ANNOTATION: value},
+        }});
+        match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(error) => return Err(reply::unavailable(format!("cannot record the trigger on {name:?}: {error}"))),
+        }
+    }
+    Err(reply::unavailable(format!("too many concurrent triggers on {name:?}; retry")))
+}

@@ -1,0 +1,51 @@
+//! The trigger endpoint: `POST /api/stacks/webhooks/{uuid}` (and `/hooks/{uuid}`) records a trigger on the target applications.
+
+mod handler;
+mod reply;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::routing::post;
+use kube::Client;
+use kube::runtime::reflector::Store;
+
+use crate::api::Webhook;
+use crate::trigger::replay::ReplayGuard;
+
+/// Largest body read (DESIGN §2: 1 MiB); larger ones answer 413 without being read whole.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every request handler shares.
+pub struct EndpointState {
+    pub client: Client,
+    pub webhooks: Store<Webhook>,
+    pub replays: ReplayGuard,
+    pub body_limit: usize,
+    /// False until the Webhook cache has synced: requests answer 503 meanwhile.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The router; unknown paths and methods answer in JSON like known ones.
+pub fn router(state: Arc<EndpointState>) -> Router {
+    Router::new()
+        .route("/api/stacks/webhooks/{id}", post(handler::trigger))
+        .route("/hooks/{id}", post(handler::trigger))
+        .fallback(reply::not_found)
+        .method_not_allowed_fallback(reply::method_not_allowed)
+        .with_state(state)
+}
+
+/// Serves the endpoint on a bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<EndpointState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tracing::info!(addr = ?listener.local_addr().ok(), "trigger endpoint listening");
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

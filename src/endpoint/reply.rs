@@ -1,0 +1,43 @@
+//! JSON answers of the trigger endpoint, one function per status code of DESIGN §2.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+pub fn accepted(trigger_id: &str, applications: &[String]) -> Response {
+    (StatusCode::ACCEPTED, Json(json!({"triggerId": trigger_id, "applications": applications}))).into_response()
+}
+
+pub fn ignored(reason: impl Into<String>) -> Response {
+    (StatusCode::OK, Json(json!({"ignored": reason.into()}))).into_response()
+}
+
+pub fn bad_request(error: impl Into<String>) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({"error": error.into()}))).into_response()
+}
+
+pub fn unauthorized(error: impl Into<String>) -> Response {
+    (StatusCode::UNAUTHORIZED, Json(json!({"error": error.into()}))).into_response()
+}
+
+pub fn too_large(limit: usize) -> Response {
+    (StatusCode::PAYLOAD_TOO_LARGE, Json(json!({"error": format!("body larger than {limit} bytes")}))).into_response()
+}
+
+pub fn unavailable(error: impl Into<String>) -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": error.into()}))).into_response()
+}
+
+pub fn internal(error: impl Into<String>) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": error.into()}))).into_response()
+}
+
+/// The same body for every unknown path, known prefix or not, so a path cannot be probed.
+pub async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"error": "not found"}))).into_response()
+}
+
+pub async fn method_not_allowed() -> Response {
+    (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"error": "use POST"}))).into_response()
+}

@@ -1,0 +1,241 @@
+//! End to end: webhook calls redeploy applications with variables, image tags and rolling restarts.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
+use kube::api::Api;
+use serde_json::json;
+
+use support::fixture::{Fixture, demo_manifests, is_ready_at};
+use support::http::post;
+
+fn env_value(d: &Deployment, name: &str) -> Option<String> {
+    let containers = &d.spec.as_ref()?.template.spec.as_ref()?.containers;
+    containers[0].env.as_ref()?.iter().find(|e| e.name == name)?.value.clone()
+}
+
+fn restarted_at(template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>) -> Option<String> {
+    template?.metadata.as_ref()?.annotations.as_ref()?.get("kubectl.kubernetes.io/restartedAt").cloned()
+}
+
+#[tokio::test]
+async fn a_call_with_a_variable_redeploys_with_it_and_later_polls_keep_it() {
+    let Some(f) = Fixture::start("vars", &demo_manifests(), &[]).await else { return };
+    let sha = f.head();
+    f.create_app("shop", f.app_spec(json!({}))).await;
+    f.wait_app("shop", "first deployment", |a| is_ready_at(a, &sha)).await;
+    let path = f.create_webhook("deploy", json!({"targets": [{"name": "shop"}]})).await;
+    let port = f.operator.trigger_port;
+
+    // An undeclared variable is refused and changes nothing.
+    let refused = post(port, &format!("{path}?NOT_DECLARED=x"), &[], b"").await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(
+        refused.body.contains("NOT_DECLARED") && refused.body.contains("SERVICE_TAG"),
+        "names the allowed ones: {}",
+        refused.body
+    );
+    let app = f.apps().get("shop").await.expect("app");
+    assert!(app.annotations().get("tugboat.dev/trigger").is_none(), "a refused call records nothing");
+
+    // Portainer-style call: POST with the variable in the query and an empty body.
+    let accepted = post(port, &format!("{path}?SERVICE_TAG=development"), &[], b"").await;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    let trigger_id = accepted.json()["triggerId"].as_str().expect("triggerId").to_owned();
+    assert_eq!(accepted.json()["applications"], json!(["shop"]));
+
+    let deployments: Api<Deployment> = Api::namespaced(f.client.clone(), &f.ns.name);
+    let config_maps: Api<ConfigMap> = Api::namespaced(f.client.clone(), &f.ns.name);
+    f.eventually("env var SERVICE_TAG=development in the live Deployment", || async {
+        let d = deployments.get("web").await.ok()?;
+        (env_value(&d, "SERVICE_TAG").as_deref() == Some("development")).then_some(())
+    })
+    .await;
+    let d = deployments.get("web").await.expect("web");
+    let image = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|p| p.containers[0].image.clone());
+    assert_eq!(image.as_deref(), Some("registry.example.com/web:development"), "every placeholder follows");
+    let cm = config_maps.get("web-config").await.expect("cm");
+    assert_eq!(cm.data.expect("data").get("tag").map(String::as_str), Some("development"));
+    let app = f
+        .wait_app("shop", "trigger handled", |a| {
+            a.status.as_ref().and_then(|s| s.last_trigger.as_ref()).is_some_and(|t| t.id == trigger_id)
+        })
+        .await;
+    assert_eq!(app.status.expect("status").variables.get("SERVICE_TAG").map(String::as_str), Some("development"));
+
+    // A later commit, picked up by a reconcile request (what a poll does), keeps the variable.
+    let extra = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  tag: ${SERVICE_TAG:-stable}\n";
+    let second = f.commit(&[("deploy/extra.yaml", Some(extra))], "another config map");
+    f.request_reconcile("shop").await;
+    f.wait_app("shop", "second revision", |a| is_ready_at(a, &second)).await;
+    let extra = config_maps.get("extra").await.expect("extra");
+    assert_eq!(extra.data.expect("data").get("tag").map(String::as_str), Some("development"));
+    let d = deployments.get("web").await.expect("web");
+    assert_eq!(env_value(&d, "SERVICE_TAG").as_deref(), Some("development"));
+}
+
+fn workloads() -> Vec<(&'static str, String)> {
+    let template = |app: &str| {
+        format!(
+            "    metadata:\n      labels: {{app: {app}}}\n    spec:\n      containers:\n        - name: main\n          image: registry.example.com/{app}:1\n"
+        )
+    };
+    let deployment = |name: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n{}",
+            template(name)
+        )
+    };
+    vec![
+        ("deploy/a.yaml", deployment("a")),
+        ("deploy/b.yaml", deployment("b")),
+        (
+            "deploy/agent.yaml",
+            format!(
+                "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\nspec:\n  selector:\n    matchLabels: {{app: agent}}\n  template:\n{}",
+                template("agent")
+            ),
+        ),
+        (
+            "deploy/db.yaml",
+            format!(
+                "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\nspec:\n  serviceName: db\n  replicas: 1\n  selector:\n    matchLabels: {{app: db}}\n  template:\n{}",
+                template("db")
+            ),
+        ),
+    ]
+}
+
+async fn restart_marks(f: &Fixture) -> BTreeMap<String, Option<String>> {
+    let ns = &f.ns.name;
+    let deployments: Api<Deployment> = Api::namespaced(f.client.clone(), ns);
+    let daemonsets: Api<DaemonSet> = Api::namespaced(f.client.clone(), ns);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(f.client.clone(), ns);
+    let mut marks = BTreeMap::new();
+    for name in ["a", "b"] {
+        let d = deployments.get(name).await.expect("deployment");
+        marks.insert(format!("deployment/{name}"), restarted_at(d.spec.as_ref().map(|s| &s.template)));
+    }
+    let ds = daemonsets.get("agent").await.expect("daemonset");
+    marks.insert("daemonset/agent".into(), restarted_at(ds.spec.as_ref().map(|s| &s.template)));
+    let sts = statefulsets.get("db").await.expect("statefulset");
+    marks.insert("statefulset/db".into(), restarted_at(sts.spec.as_ref().map(|s| &s.template)));
+    marks
+}
+
+#[tokio::test]
+async fn rollout_restart_restarts_what_it_names_and_nothing_else() {
+    let Some(f) = Fixture::start("restart", &workloads(), &[]).await else { return };
+    let sha = f.head();
+    f.create_app("fleet", f.app_spec(json!({}))).await;
+    f.wait_app("fleet", "first deployment", |a| is_ready_at(a, &sha)).await;
+    let path = f.create_webhook("restart", json!({"targets": [{"name": "fleet"}]})).await;
+    let port = f.operator.trigger_port;
+    let handled = |id: String| {
+        move |a: &tugboat::api::GitOpsApplication| {
+            a.status.as_ref().is_some_and(|s| {
+                s.last_trigger.as_ref().is_some_and(|t| t.id == id)
+                    && s.deployments.last().is_some_and(|d| {
+                        d.result == tugboat::api::DeploymentResult::Succeeded
+                            && d.trigger_id.as_deref() == Some(id.as_str())
+                    })
+            })
+        }
+    };
+
+    let before = restart_marks(&f).await;
+    assert!(before.values().all(Option::is_none));
+
+    let bad = post(port, &format!("{path}?rollout-restart=deployment/nope"), &[], b"").await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body.contains("deployment/a") && bad.body.contains("statefulset/db"),
+        "lists the valid ones: {}",
+        bad.body
+    );
+
+    // all: every workload restarts and rolls out (the deployment finishes only when healthy).
+    let all = post(port, &format!("{path}?rollout-restart=all"), &[], b"").await;
+    assert_eq!(all.status, 202, "{all:?}");
+    let app = f
+        .wait_app("fleet", "restart-all handled", handled(all.json()["triggerId"].as_str().expect("id").to_owned()))
+        .await;
+    let after_all = restart_marks(&f).await;
+    assert!(after_all.values().all(Option::is_some), "all restarted: {after_all:?}");
+    let restarted = app.status.expect("status").deployments.last().expect("deployment").restarted.clone();
+    assert_eq!(restarted.len(), 4, "{restarted:?}");
+
+    // One name: only that workload.
+    tokio::time::sleep(Duration::from_millis(1100)).await; // restartedAt has second precision
+    let one = post(port, &format!("{path}?rollout-restart=deployment/a"), &[], b"").await;
+    assert_eq!(one.status, 202);
+    f.wait_app("fleet", "restart-a handled", handled(one.json()["triggerId"].as_str().expect("id").to_owned())).await;
+    let after_one = restart_marks(&f).await;
+    assert_ne!(after_one["deployment/a"], after_all["deployment/a"], "a restarted again");
+    for other in ["deployment/b", "daemonset/agent", "statefulset/db"] {
+        assert_eq!(after_one[other], after_all[other], "{other} not restarted");
+    }
+
+    // No parameter: a redeploy that restarts nothing whose template did not change, and a
+    // later apply keeps the restart annotations (no fight between field managers).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let plain = post(port, &path, &[], b"").await;
+    assert_eq!(plain.status, 202);
+    f.wait_app("fleet", "plain call handled", handled(plain.json()["triggerId"].as_str().expect("id").to_owned()))
+        .await;
+    assert_eq!(restart_marks(&f).await, after_one, "nothing restarted, annotations kept");
+}
+
+#[tokio::test]
+async fn the_endpoint_answers_bad_calls_clearly_and_loses_no_trigger_when_the_operator_dies() {
+    let Some(mut f) = Fixture::start("endpoint", &demo_manifests(), &[]).await else { return };
+    let sha = f.head();
+    f.create_app("shop", f.app_spec(json!({}))).await;
+    f.wait_app("shop", "first deployment", |a| is_ready_at(a, &sha)).await;
+    let path = f.create_webhook("deploy", json!({"targets": [{"name": "shop"}]})).await;
+    let port = f.operator.trigger_port;
+
+    let unknown = post(port, "/api/stacks/webhooks/00000000-0000-4000-8000-000000000000", &[], b"").await;
+    assert_eq!((unknown.status, unknown.json()), (404, json!({"error": "not found"})));
+    let elsewhere = post(port, "/somewhere", &[], b"").await;
+    assert_eq!(
+        (elsewhere.status, elsewhere.json()),
+        (404, json!({"error": "not found"})),
+        "same body for any unknown path"
+    );
+    let get = support::http::request(port, "GET", &path, &[], b"").await;
+    assert_eq!(get.status, 405);
+    let huge = vec![b'x'; 10 * 1024 * 1024];
+    let too_large = post(port, &path, &[], &huge).await;
+    assert_eq!(too_large.status, 413, "{:?}", too_large.body);
+    let bad_query = post(port, &format!("{path}?rollout-restart=pods/x"), &[], b"").await;
+    assert_eq!(bad_query.status, 400);
+
+    // An HTML form post sets variables too.
+    let form =
+        post(port, &path, &[("Content-Type", "application/x-www-form-urlencoded")], b"SERVICE_TAG=from-form").await;
+    assert_eq!(form.status, 202, "{form:?}");
+    // Kill the operator right after the 202: the trigger is durable and runs after a restart.
+    f.operator.kill();
+    let deployments: Api<Deployment> = Api::namespaced(f.client.clone(), &f.ns.name);
+    let live = deployments.get("web").await.expect("web");
+    let applied_before_crash = env_value(&live, "SERVICE_TAG").as_deref() == Some("from-form");
+    f.operator = support::operator::Operator::start(&f.ns.name, &[]).await;
+    f.eventually("the recorded trigger is carried out after the restart", || async {
+        let d = deployments.get("web").await.ok()?;
+        (env_value(&d, "SERVICE_TAG").as_deref() == Some("from-form")).then_some(())
+    })
+    .await;
+    let app = f.apps().get("shop").await.expect("app");
+    let id = form.json()["triggerId"].as_str().expect("id").to_owned();
+    assert_eq!(
+        app.status.and_then(|s| s.last_trigger).map(|t| t.id),
+        Some(id),
+        "applied before the crash: {applied_before_crash}"
+    );
+}
