@@ -14,7 +14,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
 use super::{EndpointState, reply};
-use crate::api::{GitOpsApplication, TriggerRecord, Webhook};
+use crate::api::{GitOpsApplication, TriggerRecord, Webhook, WebhookProvider};
 use crate::controller::webhooks::PATH_PREFIX;
 use crate::trigger::event::{ProviderEvent, RefName, parse_event};
 use crate::trigger::query::{RolloutRestart, TriggerParams, parse_form, parse_query};
@@ -87,7 +87,8 @@ pub async fn trigger(
     };
     match &event {
         ProviderEvent::Ping => return reply::ignored("ping"),
-        ProviderEvent::Other(name) if name != "generic" => {
+        // Generic and Standard Webhooks callers deploy with any event; providers' other events do not.
+        ProviderEvent::Other(name) if !matches!(provider, WebhookProvider::Generic | WebhookProvider::Standard) => {
             return reply::ignored(format!("event {name:?} does not deploy"));
         }
         event if event.is_deletion() => return reply::ignored("the pushed ref was deleted"),

@@ -1,0 +1,197 @@
+//! End to end: Git and registry providers call the endpoint with their real payload formats and signatures.
+
+mod support;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::ResourceExt;
+use kube::api::Api;
+use serde_json::{Value, json};
+use tugboat::trigger::signature::{hmac_sha256_hex, standard_signature};
+
+use support::fixture::{Fixture, demo_manifests, is_ready_at};
+use support::http::{Reply, post};
+
+const SECRET: &str = "s3cret-for-hooks";
+
+fn payload(name: &str) -> Value {
+    let path = format!("{}/tests/payloads/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_slice(&std::fs::read(path).expect("payload fixture")).expect("payload JSON")
+}
+
+fn set(value: &mut Value, pointer: &str, new: Value) {
+    *value.pointer_mut(pointer).unwrap_or_else(|| panic!("fixture has {pointer}")) = new;
+}
+
+fn trigger_annotation(app: &tugboat::api::GitOpsApplication) -> Option<String> {
+    app.annotations().get("tugboat.dev/trigger").cloned()
+}
+
+struct Hooks<'a> {
+    f: &'a Fixture,
+    port: u16,
+}
+
+impl Hooks<'_> {
+    async fn send(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> Reply {
+        let body = serde_json::to_vec(body).expect("body");
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        post(self.port, path, &all, &body).await
+    }
+
+    async fn github(&self, path: &str, event: &str, body: &Value, secret: &str) -> Reply {
+        let bytes = serde_json::to_vec(body).expect("body");
+        let signature = format!("sha256={}", hmac_sha256_hex(secret.as_bytes(), &bytes));
+        post(
+            self.port,
+            path,
+            &[("Content-Type", "application/json"), ("X-GitHub-Event", event), ("X-Hub-Signature-256", &signature)],
+            &bytes,
+        )
+        .await
+    }
+
+    async fn annotation(&self) -> Option<String> {
+        trigger_annotation(&self.f.apps().get("shop").await.expect("app"))
+    }
+}
+
+#[tokio::test]
+async fn providers_trigger_redeploys_with_their_real_payloads_and_signatures() {
+    let Some(f) = Fixture::start("providers", &demo_manifests(), &[]).await else { return };
+    let first = f.head();
+    f.create_app("shop", f.app_spec(json!({}))).await;
+    f.wait_app("shop", "first deployment", |a| is_ready_at(a, &first)).await;
+    f.create_secret("hooks", &[("token", SECRET)]).await;
+    let secret_ref = json!({"name": "hooks"});
+    let target = json!([{"name": "shop"}]);
+    let hooks = Hooks { f: &f, port: f.operator.trigger_port };
+    let url = f.url();
+
+    // GitHub: a signed push for the application's branch redeploys the new commit.
+    let github =
+        f.create_webhook("github", json!({"provider": "github", "secretRef": secret_ref, "targets": target})).await;
+    let second = f.commit(
+        &[("deploy/extra.yaml", Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata: {a: b}\n"))],
+        "second",
+    );
+    let mut push = payload("github_push.json");
+    set(&mut push, "/repository/clone_url", json!(url));
+    set(&mut push, "/after", json!(second));
+    let accepted = hooks.github(&github, "push", &push, SECRET).await;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    f.wait_app("shop", "the pushed commit deployed", |a| is_ready_at(a, &second)).await;
+
+    // Another branch: 200 ignored; a ping: 200 ignored; a wrong signature: 401 and nothing recorded.
+    let before = hooks.annotation().await;
+    set(&mut push, "/ref", json!("refs/heads/feature"));
+    let other = hooks.github(&github, "push", &push, SECRET).await;
+    assert_eq!(other.status, 200, "{other:?}");
+    assert!(other.json()["ignored"].as_str().is_some_and(|r| r.contains("feature")), "{other:?}");
+    let ping = hooks.github(&github, "ping", &payload("github_ping.json"), SECRET).await;
+    assert_eq!((ping.status, ping.json()), (200, json!({"ignored": "ping"})));
+    set(&mut push, "/ref", json!("refs/heads/main"));
+    let forged = hooks.github(&github, "push", &push, "not-the-secret").await;
+    assert_eq!(forged.status, 401, "{forged:?}");
+    let unsigned = hooks.send(&github, &[("X-GitHub-Event", "push")], &push).await;
+    assert_eq!(unsigned.status, 401);
+    // A verified sender with a malformed body: 400.
+    let garbage = b"{not json";
+    let signature = format!("sha256={}", hmac_sha256_hex(SECRET.as_bytes(), garbage));
+    let malformed =
+        post(hooks.port, &github, &[("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &signature)], garbage).await;
+    assert_eq!(malformed.status, 400, "{malformed:?}");
+    assert_eq!(hooks.annotation().await, before, "refused and ignored calls record nothing");
+
+    // GitLab: the token header.
+    let gitlab =
+        f.create_webhook("gitlab", json!({"provider": "gitlab", "secretRef": secret_ref, "targets": target})).await;
+    let mut push = payload("gitlab_push.json");
+    set(&mut push, "/project/git_http_url", json!(url));
+    set(&mut push, "/ref", json!("refs/heads/main"));
+    let wrong = hooks.send(&gitlab, &[("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", "wrong")], &push).await;
+    assert_eq!(wrong.status, 401);
+    let ok = hooks.send(&gitlab, &[("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", SECRET)], &push).await;
+    assert_eq!(ok.status, 202, "{ok:?}");
+
+    // Gitea: HMAC in X-Gitea-Signature.
+    let gitea =
+        f.create_webhook("gitea", json!({"provider": "gitea", "secretRef": secret_ref, "targets": target})).await;
+    let mut push = payload("gitea_push.json");
+    set(&mut push, "/repository/clone_url", json!(url));
+    set(&mut push, "/ref", json!("refs/heads/main"));
+    let bytes = serde_json::to_vec(&push).expect("body");
+    let signature = hmac_sha256_hex(SECRET.as_bytes(), &bytes);
+    let ok = post(hooks.port, &gitea, &[("X-Gitea-Event", "push"), ("X-Gitea-Signature", &signature)], &bytes).await;
+    assert_eq!(ok.status, 202, "{ok:?}");
+    let bad =
+        post(hooks.port, &gitea, &[("X-Gitea-Event", "push"), ("X-Gitea-Signature", &"0".repeat(64))], &bytes).await;
+    assert_eq!(bad.status, 401);
+
+    // Bitbucket Cloud: repo:push with X-Hub-Signature.
+    let bitbucket = f
+        .create_webhook("bitbucket", json!({"provider": "bitbucket", "secretRef": secret_ref, "targets": target}))
+        .await;
+    let mut push = payload("bitbucket_push.json");
+    set(&mut push, "/repository/links/html/href", json!(url.trim_end_matches(".git")));
+    set(&mut push, "/repository/full_name", json!("team/app"));
+    set(&mut push, "/push/changes/0/new/name", json!("main"));
+    let bytes = serde_json::to_vec(&push).expect("body");
+    let signature = format!("sha256={}", hmac_sha256_hex(SECRET.as_bytes(), &bytes));
+    let ok =
+        post(hooks.port, &bitbucket, &[("X-Event-Key", "repo:push"), ("X-Hub-Signature", &signature)], &bytes).await;
+    assert_eq!(ok.status, 202, "{ok:?}");
+
+    // Docker Hub: the pushed tag becomes SERVICE_TAG through variablesFromPayload.
+    let dockerhub = f
+        .create_webhook("dockerhub", json!({"provider": "dockerhub", "targets": target, "variablesFromPayload": {"SERVICE_TAG": "$.push_data.tag"}}))
+        .await;
+    let mut push = payload("dockerhub_push.json");
+    set(&mut push, "/push_data/tag", json!("v2.1.0"));
+    let ok = hooks.send(&dockerhub, &[], &push).await;
+    assert_eq!(ok.status, 202, "{ok:?}");
+    let deployments: Api<Deployment> = Api::namespaced(f.client.clone(), &f.ns.name);
+    f.eventually("SERVICE_TAG from the Docker Hub payload", || async {
+        let d = deployments.get("web").await.ok()?;
+        let env = d.spec?.template.spec?.containers.first()?.env.clone()?;
+        env.iter().any(|e| e.name == "SERVICE_TAG" && e.value.as_deref() == Some("v2.1.0")).then_some(())
+    })
+    .await;
+
+    // Standard Webhooks: signed calls pass once; the same id again is a replay.
+    let standard =
+        f.create_webhook("standard", json!({"provider": "standard", "secretRef": secret_ref, "targets": target})).await;
+    let body = br#"{"type":"build.finished"}"#;
+    let timestamp = jiff::Timestamp::now().as_second();
+    let signature = standard_signature(SECRET.as_bytes(), "msg_1", timestamp, body);
+    let ts = timestamp.to_string();
+    let headers =
+        [("webhook-id", "msg_1"), ("webhook-timestamp", ts.as_str()), ("webhook-signature", signature.as_str())];
+    let first_call = post(hooks.port, &standard, &headers, body).await;
+    assert_eq!(first_call.status, 202, "{first_call:?}");
+    let replay = post(hooks.port, &standard, &headers, body).await;
+    assert_eq!(replay.status, 401, "a replayed id is refused: {replay:?}");
+    let stale_ts = (timestamp - 600).to_string();
+    let stale_signature = standard_signature(SECRET.as_bytes(), "msg_2", timestamp - 600, body);
+    let stale = post(
+        hooks.port,
+        &standard,
+        &[("webhook-id", "msg_2"), ("webhook-timestamp", &stale_ts), ("webhook-signature", &stale_signature)],
+        body,
+    )
+    .await;
+    assert_eq!(stale.status, 401, "outside the 5 minute tolerance");
+
+    let app = f
+        .wait_app("shop", "every accepted trigger handled", |a| {
+            let recorded = trigger_annotation(a).and_then(|t| serde_json::from_str::<Value>(&t).ok());
+            let sequence = recorded.and_then(|t| t["sequence"].as_i64()).unwrap_or(0);
+            a.status.as_ref().and_then(|s| s.last_trigger.as_ref()).is_some_and(|t| t.sequence == sequence)
+                && a.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                    .is_some_and(|c| c.status == "True")
+        })
+        .await;
+    assert_eq!(app.status.expect("status").variables.get("SERVICE_TAG").map(String::as_str), Some("v2.1.0"));
+}
