@@ -46,6 +46,10 @@ struct RunArgs {
     /// Directory of the Git cache (one bare repository per repository URL).
     #[arg(long, env = "TUGBOAT_CACHE_DIR", default_value = "/tmp/tugboat-cache")]
     cache_dir: PathBuf,
+    /// Change window for applications that set none: `KIND;SCHEDULE;DURATION;TIME_ZONE[;GATES]`,
+    /// e.g. `allow;0 22 * * 1-5;4h;Europe/Berlin`. Repeat the flag for more windows.
+    #[arg(long = "default-change-window", env = "TUGBOAT_DEFAULT_CHANGE_WINDOW", value_name = "WINDOW")]
+    default_change_windows: Vec<tugboat::window::CliWindow>,
     /// Applications reconciled at once.
     #[arg(long, env = "TUGBOAT_CONCURRENCY", default_value_t = 8)]
     concurrency: u16,
@@ -130,6 +134,7 @@ fn run(args: RunArgs) -> ExitCode {
         namespace,
         allow_file_sources,
         cache_dir,
+        default_change_windows,
         concurrency,
         debounce,
         log_format,
@@ -139,8 +144,13 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return fail(format!("cannot start the async runtime: {error}")),
     };
-    let settings =
-        tugboat::controller::Settings { allow_file_sources, concurrency: concurrency.max(1), debounce, namespace };
+    let settings = tugboat::controller::Settings {
+        allow_file_sources,
+        concurrency: concurrency.max(1),
+        debounce,
+        namespace,
+        default_windows: default_change_windows.into_iter().map(|w| w.0).collect(),
+    };
     let options = tugboat::operator::Options { trigger_addr, probe_addr, kubeconfig, cache_dir, settings };
     match runtime.block_on(tugboat::operator::run(options)) {
         Ok(()) => ExitCode::SUCCESS,

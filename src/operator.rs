@@ -82,6 +82,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         webhooks: webhooks.clone(),
         replays: ReplayGuard::default(),
         body_limit: DEFAULT_BODY_LIMIT,
+        default_windows: options.settings.default_windows.clone(),
         ready: endpoint_ready.clone(),
     });
     let trigger_listener = tokio::net::TcpListener::bind(options.trigger_addr)

@@ -41,6 +41,8 @@ pub struct Settings {
     pub debounce: Duration,
     /// Only watch this namespace.
     pub namespace: Option<String>,
+    /// Change windows for applications that set none (`--default-change-window`).
+    pub default_windows: Vec<crate::api::ChangeWindow>,
 }
 
 /// Shared state of every reconcile.

@@ -12,11 +12,12 @@ use sha2::{Digest, Sha256};
 
 use super::{Context, Error, FINALIZER, RECONCILE_REQUESTED_ANNOTATION, credentials, events, status};
 use crate::api::{DeploymentRecord, DeploymentResult, GitOpsApplication, GitOpsApplicationStatus, UpdateMechanism};
-use crate::conditions::{self, HEALTHY, READY, RECONCILING, STALLED, reasons};
+use crate::conditions::{self, DEFERRED, HEALTHY, READY, RECONCILING, STALLED, reasons};
 use crate::deploy::plan::{self, Owner};
 use crate::deploy::{DeployRequest, RestartSelection};
 use crate::render;
 use crate::source::{GitReference, Revision, SourceSpec};
+use crate::window::Windows;
 
 /// How many deployments `status.deployments` keeps.
 const KEEP_DEPLOYMENTS: usize = 10;
@@ -74,8 +75,8 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
     run.status.observed_generation = run.generation;
 
     // Check: a spec that can never work stalls until it changes (no hot loop).
-    let interval = match check_spec(app, context) {
-        Ok(interval) => interval,
+    let (interval, windows) = match check_spec(app, context) {
+        Ok(checked) => checked,
         Err(message) => {
             run.condition(STALLED, true, reasons::INVALID_SPEC, message.clone());
             run.fail(reasons::INVALID_SPEC, message, Duration::ZERO).await?;
@@ -123,18 +124,17 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
         },
     };
     run.status.last_handled_reconcile_at = requested;
+    // The call's variables and tag persist once it runs, so later polls and drift corrections keep them.
+    let mut overrides = run.status.variables.clone();
+    let mut image_tag = run.status.image_tag.clone();
     if let Some(trigger) = &trigger {
-        // The call's variables and tag persist, so later polls and drift corrections keep them.
-        run.status.variables.extend(trigger.variables.clone());
-        if trigger.tag.is_some() {
-            run.status.image_tag = trigger.tag.clone();
-        }
-        run.status.last_trigger = Some(trigger.clone());
+        overrides.extend(trigger.variables.clone());
+        image_tag = trigger.tag.clone().or(image_tag);
     }
 
     // Skip everything when revision, variables and spec are unchanged and no drift check is due.
-    let variables = merged_variables(&spec.variables, &run.status.variables);
-    let fingerprint = fingerprint(&revision, &variables, run.status.image_tag.as_deref(), app);
+    let variables = merged_variables(&spec.variables, &overrides);
+    let fingerprint = fingerprint(&revision, &variables, image_tag.as_deref(), app);
     let drift_due = last_finished(&run.status).is_none_or(|at| elapsed_since(&at) >= interval);
     if run.status.last_applied_fingerprint.as_deref() == Some(fingerprint.as_str()) && !request_pending && !drift_due {
         if app.status.as_ref() != Some(&run.status) {
@@ -142,6 +142,20 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
         }
         tracing::debug!(revision = %revision.name, "nothing changed: no fetch, no apply");
         return Ok(Action::requeue(interval));
+    }
+
+    // Change windows: what a closed window gates is held back (the trigger stays recorded).
+    let restarts = trigger.as_ref().is_some_and(|t| !t.rollout_restart.is_empty());
+    let forced = trigger.as_ref().is_some_and(|t| t.override_window);
+    if let Some(next_open) = crate::window::held_until(&windows, jiff::Timestamp::now(), restarts, forced) {
+        return defer(run, context, trigger, next_open).await;
+    }
+    conditions::clear(&mut run.status.conditions, DEFERRED);
+    run.status.pending_trigger = None;
+    run.status.variables = overrides;
+    run.status.image_tag = image_tag;
+    if trigger.is_some() {
+        run.status.last_trigger = trigger.clone();
     }
     if let Err(error) = context.git.ensure(&source, &revision).await {
         let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval };
@@ -276,8 +290,35 @@ async fn cleanup(app: &GitOpsApplication, context: &Context) -> Result<Action, E
     }
 }
 
-/// Checks what the API server cannot: operator flags and parse-ability. Returns the interval.
-fn check_spec(app: &GitOpsApplication, context: &Context) -> Result<Duration, String> {
+/// Holds the deployment back: Deferred with the next window start, the trigger kept pending.
+async fn defer(
+    mut run: Run<'_>,
+    context: &Context,
+    trigger: Option<crate::api::TriggerRecord>,
+    next_open: Option<jiff::Timestamp>,
+) -> Result<Action, Error> {
+    let when = next_open.map_or_else(|| "no opening within 400 days".to_owned(), |t| t.to_string());
+    let message = format!("outside the change window; held until {when}");
+    let newly = run.status.pending_trigger.as_ref().map(|t| t.sequence) != trigger.as_ref().map(|t| t.sequence)
+        || conditions::get(&run.status.conditions, DEFERRED).is_none();
+    run.status.pending_trigger = trigger.map(|mut t| {
+        t.next_window_start = next_open.map(Time);
+        t
+    });
+    run.condition(DEFERRED, true, reasons::DEFERRED, message.clone());
+    status::write(run.api, run.app, &run.status).await?;
+    if newly {
+        events::publish(context, run.app, false, "DeploymentDeferred", message).await;
+    }
+    let wait = next_open
+        .map(|t| jiff::Timestamp::now().duration_until(t).as_secs_f64().max(0.0))
+        .map_or(Duration::from_secs(3600), |s| Duration::from_secs_f64(s) + Duration::from_millis(200));
+    Ok(Action::requeue(wait))
+}
+
+/// Checks what the API server cannot: operator flags and parse-ability. Returns the interval
+/// and the compiled change windows.
+fn check_spec(app: &GitOpsApplication, context: &Context) -> Result<(Duration, Windows), String> {
     let spec = &app.spec;
     if spec.source.repo_url.starts_with("file://") && !context.settings.allow_file_sources {
         return Err(
@@ -290,7 +331,10 @@ fn check_spec(app: &GitOpsApplication, context: &Context) -> Result<Duration, St
             .map_err(|e| format!("spec.source.ref.semver: {range:?} is not a semver range: {e}"))?;
     }
     spec.health_timeout.parse().map_err(|e| format!("spec.healthTimeout: {e}"))?;
-    spec.updates.interval.parse().map_err(|e| format!("spec.updates.interval: {e}"))
+    let windows = crate::window::for_application(&spec.change_windows, &context.settings.default_windows)
+        .map_err(|e| format!("spec.{e}"))?;
+    let interval = spec.updates.interval.parse().map_err(|e| format!("spec.updates.interval: {e}"))?;
+    Ok((interval, windows))
 }
 
 fn source_spec(app: &GitOpsApplication, credentials: Option<crate::source::Credentials>) -> SourceSpec {

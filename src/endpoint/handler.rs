@@ -148,7 +148,22 @@ pub async fn trigger(
         names.push(app.name_any());
     }
     tracing::info!(webhook = %webhook.name_any(), %namespace, trigger = %trigger_id, applications = ?names, "trigger recorded");
-    reply::accepted(&trigger_id, &names)
+    reply::accepted(&trigger_id, &names, deferred_until(&state, &targets, &record, now))
+}
+
+/// When the change windows of the targets will let the trigger run, if not now (the latest).
+fn deferred_until(
+    state: &EndpointState,
+    targets: &[GitOpsApplication],
+    record: &TriggerRecord,
+    now: jiff::Timestamp,
+) -> Option<jiff::Timestamp> {
+    let restarts = !record.rollout_restart.is_empty();
+    targets
+        .iter()
+        .filter_map(|app| crate::window::for_application(&app.spec.change_windows, &state.default_windows).ok())
+        .filter_map(|windows| crate::window::held_until(&windows, now, restarts, record.override_window).flatten())
+        .max()
 }
 
 fn is_form(headers: &HeaderMap) -> bool {

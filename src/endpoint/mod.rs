@@ -24,6 +24,8 @@ pub struct EndpointState {
     pub webhooks: Store<Webhook>,
     pub replays: ReplayGuard,
     pub body_limit: usize,
+    /// The operator's default change windows, to tell callers when a held trigger will run.
+    pub default_windows: Vec<crate::api::ChangeWindow>,
     /// False until the Webhook cache has synced: requests answer 503 meanwhile.
     pub ready: Arc<AtomicBool>,
 }

@@ -5,8 +5,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-pub fn accepted(trigger_id: &str, applications: &[String]) -> Response {
-    (StatusCode::ACCEPTED, Json(json!({"triggerId": trigger_id, "applications": applications}))).into_response()
+pub fn accepted(trigger_id: &str, applications: &[String], deferred_until: Option<jiff::Timestamp>) -> Response {
+    let mut body = json!({"triggerId": trigger_id, "applications": applications});
+    if let Some(until) = deferred_until {
+        body["deferredUntil"] = json!(until.to_string());
+    }
+    (StatusCode::ACCEPTED, Json(body)).into_response()
 }
 
 pub fn ignored(reason: impl Into<String>) -> Response {

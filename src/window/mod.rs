@@ -14,7 +14,9 @@
 mod compiled;
 mod error;
 mod evaluate;
+mod from_api;
 mod fuzz;
+mod gating;
 
 use std::time::Duration;
 
@@ -23,7 +25,9 @@ use jiff::Timestamp;
 use compiled::CompiledWindow;
 pub use error::WindowError;
 pub use evaluate::{HORIZON, MAX_STEPS};
+pub use from_api::{CliWindow, for_application};
 pub use fuzz::fuzz_compile_and_evaluate;
+pub use gating::held_until;
 
 /// Whether a window opens or closes its gates while active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
