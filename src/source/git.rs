@@ -130,8 +130,11 @@ impl Runner {
                 let files = self.write_ssh_files(identity, known_hosts)?;
                 let key = files.dir.join("identity");
                 let known = files.dir.join("known_hosts");
+                // GlobalKnownHostsFile: only the Secret's known_hosts may vouch for a host, not
+                // whatever /etc/ssh/ssh_known_hosts of the operator's image holds; `-F /dev/null`:
+                // no ssh_config of the machine or user changes how we connect.
                 let ssh = format!(
-                    "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
+                    "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes",
                     shell_quote(&key),
                     shell_quote(&known)
                 );
@@ -284,6 +287,7 @@ mod tests {
         assert_eq!(fs::metadata(&files.dir).unwrap().permissions().mode() & 0o777, 0o700);
         let ssh = envs(&cmd).into_iter().find(|(k, _)| k == "GIT_SSH_COMMAND").unwrap().1;
         assert!(ssh.contains("StrictHostKeyChecking=yes") && ssh.contains("BatchMode=yes") && !ssh.contains("KEY"));
+        assert!(ssh.contains("GlobalKnownHostsFile=/dev/null"), "{ssh}");
         let dir = files.dir.clone();
         drop(files);
         assert!(!dir.exists());

@@ -9,3 +9,4 @@ pub mod git_repo;
 pub mod git_server;
 pub mod http;
 pub mod operator;
+pub mod ssh_server;
