@@ -31,6 +31,10 @@ struct RunArgs {
     /// Address of the trigger endpoint (`POST /api/stacks/webhooks/{uuid}`, `/hooks/{uuid}`).
     #[arg(long, env = "TUGBOAT_TRIGGER_ADDR", default_value = "0.0.0.0:9292")]
     trigger_addr: SocketAddr,
+    /// Trigger calls per second accepted from one client address, with bursts of twice that;
+    /// more answer 429. 0 disables the limit.
+    #[arg(long, env = "TUGBOAT_RATE_LIMIT_PER_SOURCE", default_value_t = 50)]
+    rate_limit_per_source: u32,
     /// Address of the probe server (`/healthz`, `/readyz`).
     #[arg(long, env = "TUGBOAT_PROBE_ADDR", default_value = "0.0.0.0:8080")]
     probe_addr: SocketAddr,
@@ -129,6 +133,7 @@ fn render(args: RenderArgs) -> ExitCode {
 fn run(args: RunArgs) -> ExitCode {
     let RunArgs {
         trigger_addr,
+        rate_limit_per_source,
         probe_addr,
         kubeconfig,
         namespace,
@@ -151,7 +156,8 @@ fn run(args: RunArgs) -> ExitCode {
         namespace,
         default_windows: default_change_windows.into_iter().map(|w| w.0).collect(),
     };
-    let options = tugboat::operator::Options { trigger_addr, probe_addr, kubeconfig, cache_dir, settings };
+    let options =
+        tugboat::operator::Options { trigger_addr, rate_limit_per_source, probe_addr, kubeconfig, cache_dir, settings };
     match runtime.block_on(tugboat::operator::run(options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(error.to_string()),

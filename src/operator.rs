@@ -11,7 +11,7 @@ use axum::routing::get;
 use tokio::sync::watch;
 
 use crate::controller::{self, Context, Settings};
-use crate::endpoint::{self, DEFAULT_BODY_LIMIT, EndpointState};
+use crate::endpoint::{self, DEFAULT_BODY_LIMIT, EndpointState, RateLimiter};
 use crate::source::{CacheOptions, GitCache};
 use crate::trigger::replay::ReplayGuard;
 
@@ -21,6 +21,8 @@ pub struct Options {
     pub probe_addr: SocketAddr,
     /// Address of the trigger endpoint.
     pub trigger_addr: SocketAddr,
+    /// Trigger calls per second allowed from one client address (0: no limit).
+    pub rate_limit_per_source: u32,
     /// Explicit kubeconfig; `None`: kube-rs's discovery (in-cluster, `KUBECONFIG`, `~/.kube/config`).
     pub kubeconfig: Option<PathBuf>,
     pub cache_dir: PathBuf,
@@ -81,6 +83,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         client: client.clone(),
         webhooks: webhooks.clone(),
         replays: ReplayGuard::default(),
+        rate_limit: RateLimiter::new(options.rate_limit_per_source),
         body_limit: DEFAULT_BODY_LIMIT,
         default_windows: options.settings.default_windows.clone(),
         ready: endpoint_ready.clone(),

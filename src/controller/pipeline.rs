@@ -239,6 +239,9 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
             if !outcome.pruned.is_empty() {
                 summary.push_str(&format!("; pruned {}", outcome.pruned.join(", ")));
             }
+            if !outcome.paused.is_empty() {
+                summary.push_str(&format!("; paused, so not restarted: {}", outcome.paused.join(", ")));
+            }
             if let Some(deployment) = run.status.deployments.last_mut() {
                 deployment.restarted = outcome.restarted;
             }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{Path, RawQuery, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use k8s_openapi::api::core::v1::Secret;
@@ -26,6 +28,7 @@ const RECORD_ATTEMPTS: usize = 8;
 
 pub async fn trigger(
     State(state): State<Arc<EndpointState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -33,6 +36,9 @@ pub async fn trigger(
 ) -> Response {
     if !state.ready.load(Ordering::SeqCst) {
         return reply::unavailable("starting: the webhook cache is not ready yet");
+    }
+    if !state.rate_limit.allow(peer.ip(), std::time::Instant::now()) {
+        return reply::too_many_requests();
     }
     let path = format!("{PATH_PREFIX}{id}");
     let Some(webhook) = state

@@ -1,6 +1,7 @@
 //! The trigger endpoint: `POST /api/stacks/webhooks/{uuid}` (and `/hooks/{uuid}`) records a trigger on the target applications.
 
 mod handler;
+mod rate_limit;
 mod reply;
 
 use std::net::SocketAddr;
@@ -13,6 +14,8 @@ use kube::Client;
 use kube::runtime::reflector::Store;
 
 use crate::api::Webhook;
+pub use rate_limit::RateLimiter;
+
 use crate::trigger::replay::ReplayGuard;
 
 /// Largest body read (DESIGN §2: 1 MiB); larger ones answer 413 without being read whole.
@@ -23,6 +26,8 @@ pub struct EndpointState {
     pub client: Client,
     pub webhooks: Store<Webhook>,
     pub replays: ReplayGuard,
+    /// Per-source limit; over it a call answers 429.
+    pub rate_limit: RateLimiter,
     pub body_limit: usize,
     /// The operator's default change windows, to tell callers when a held trigger will run.
     pub default_windows: Vec<crate::api::ChangeWindow>,

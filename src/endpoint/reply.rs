@@ -29,6 +29,15 @@ pub fn too_large(limit: usize) -> Response {
     (StatusCode::PAYLOAD_TOO_LARGE, Json(json!({"error": format!("body larger than {limit} bytes")}))).into_response()
 }
 
+pub fn too_many_requests() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(axum::http::header::RETRY_AFTER, "1")],
+        Json(json!({"error": "rate limited; retry later"})),
+    )
+        .into_response()
+}
+
 pub fn unavailable(error: impl Into<String>) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": error.into()}))).into_response()
 }
