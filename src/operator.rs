@@ -85,6 +85,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         replays: ReplayGuard::default(),
         rate_limit: RateLimiter::new(options.rate_limit_per_source),
         body_limit: DEFAULT_BODY_LIMIT,
+        last_delivery_write: Default::default(),
         default_windows: options.settings.default_windows.clone(),
         ready: endpoint_ready.clone(),
     });

@@ -61,6 +61,18 @@ async fn a_call_with_a_variable_redeploys_with_it_and_later_polls_keep_it() {
     assert_eq!(image.as_deref(), Some("registry.example.com/web:development"), "every placeholder follows");
     let cm = config_maps.get("web-config").await.expect("cm");
     assert_eq!(cm.data.expect("data").get("tag").map(String::as_str), Some("development"));
+    let webhooks: Api<tugboat::api::Webhook> = Api::namespaced(f.client.clone(), &f.ns.name);
+    let webhook = f
+        .eventually("Webhook reports its last delivery", || async {
+            let w = webhooks.get("deploy").await.ok()?;
+            w.status.as_ref()?.last_delivery.as_ref()?;
+            Some(w)
+        })
+        .await;
+    let status = webhook.status.expect("status");
+    let delivery = status.last_delivery.expect("last delivery");
+    assert!([400, 202].contains(&delivery.http_status), "{delivery:?}");
+    assert!(status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"), "{:?}", status.conditions);
     let app = f
         .wait_app("shop", "trigger handled", |a| {
             a.status.as_ref().and_then(|s| s.last_trigger.as_ref()).is_some_and(|t| t.id == trigger_id)

@@ -49,6 +49,18 @@ pub async fn trigger(
     else {
         return reply::not_found().await;
     };
+    let response = handle(&state, &webhook, query, headers, body).await;
+    super::delivery::record(&state, &webhook, response.status());
+    response
+}
+
+async fn handle(
+    state: &Arc<EndpointState>,
+    webhook: &Webhook,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let body = match to_bytes(body, state.body_limit).await {
         Ok(body) => body,
         Err(_) => return reply::too_large(state.body_limit),

@@ -1,5 +1,6 @@
 //! The trigger endpoint: `POST /api/stacks/webhooks/{uuid}` (and `/hooks/{uuid}`) records a trigger on the target applications.
 
+mod delivery;
 mod handler;
 mod rate_limit;
 mod reply;
@@ -31,6 +32,8 @@ pub struct EndpointState {
     pub body_limit: usize,
     /// The operator's default change windows, to tell callers when a held trigger will run.
     pub default_windows: Vec<crate::api::ChangeWindow>,
+    /// When each Webhook's `lastDelivery` was last written (see `delivery`).
+    pub last_delivery_write: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// False until the Webhook cache has synced: requests answer 503 meanwhile.
     pub ready: Arc<AtomicBool>,
 }
