@@ -69,7 +69,7 @@ async fn handle(
     let provider = webhook.spec.provider;
 
     // Verify before parsing anything the caller sent.
-    let secret = match read_secret(&state, &namespace, &webhook).await {
+    let secret = match read_secret(state, &namespace, webhook).await {
         Ok(secret) => secret,
         Err(response) => return response,
     };
@@ -127,7 +127,7 @@ async fn handle(
         }
     }
 
-    let targets = match target_applications(&state, &namespace, &webhook).await {
+    let targets = match target_applications(state, &namespace, webhook).await {
         Ok(targets) => targets,
         Err(response) => return response,
     };
@@ -136,7 +136,7 @@ async fn handle(
         return reply::ignored(ignored_reason(&event));
     }
     for app in &targets {
-        if let Err(message) = validate(&webhook, app, &params) {
+        if let Err(message) = validate(webhook, app, &params) {
             return reply::bad_request(message);
         }
     }
@@ -160,13 +160,13 @@ async fn handle(
     };
     let mut names = Vec::new();
     for app in &targets {
-        if let Err(response) = record_on(&state, &namespace, &app.name_any(), &record).await {
+        if let Err(response) = record_on(state, &namespace, &app.name_any(), &record).await {
             return response;
         }
         names.push(app.name_any());
     }
     tracing::info!(webhook = %webhook.name_any(), %namespace, trigger = %trigger_id, applications = ?names, "trigger recorded");
-    reply::accepted(&trigger_id, &names, deferred_until(&state, &targets, &record, now))
+    reply::accepted(&trigger_id, &names, deferred_until(state, &targets, &record, now))
 }
 
 /// When the change windows of the targets will let the trigger run, if not now (the latest).
