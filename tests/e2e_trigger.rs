@@ -250,4 +250,26 @@ async fn the_endpoint_answers_bad_calls_clearly_and_loses_no_trigger_when_the_op
         Some(id),
         "applied before the crash: {applied_before_crash}"
     );
+
+    // A Webhook naming an application that does not exist says so.
+    f.create_webhook("orphan", json!({"targets": [{"name": "nope"}]})).await;
+    let webhooks: Api<tugboat::api::Webhook> = Api::namespaced(f.client.clone(), &f.ns.name);
+    let orphan = f
+        .eventually("orphan Webhook reports its missing target", || async {
+            let w = webhooks.get("orphan").await.ok()?;
+            let ready = w.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+            Some(ready)
+        })
+        .await;
+    assert_eq!((orphan.status.as_str(), orphan.reason.as_str()), ("False", "TargetNotFound"));
+    assert!(orphan.message.contains("nope"), "{}", orphan.message);
+
+    // A source calling faster than the per-source limit (50/s, bursts of 100) gets 429.
+    let port = f.operator.trigger_port;
+    let mut statuses = Vec::new();
+    for _ in 0..150 {
+        statuses.push(post(port, "/hooks/unknown", &[], b"").await.status);
+    }
+    assert!(statuses.contains(&429), "rate limited: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 404 || *s == 429), "{statuses:?}");
 }

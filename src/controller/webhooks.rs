@@ -57,9 +57,13 @@ async fn reconcile(webhook: Arc<Webhook>, client: Arc<Client>) -> Result<Action,
     let generation = webhook.metadata.generation;
     status.observed_generation = generation;
     let now = Time(jiff::Timestamp::now());
-    match missing_secret(&client, &namespace, &webhook).await? {
-        Some(problem) => {
-            conditions::set(&mut status.conditions, READY, false, "SecretNotFound", problem, generation, &now)
+    let problem = match missing_secret(&client, &namespace, &webhook).await? {
+        Some(problem) => Some(("SecretNotFound", problem)),
+        None => missing_target(&client, &namespace, &webhook).await?.map(|p| ("TargetNotFound", p)),
+    };
+    match problem {
+        Some((reason, problem)) => {
+            conditions::set(&mut status.conditions, READY, false, reason, problem, generation, &now)
         }
         None => {
             conditions::set(&mut status.conditions, READY, true, "Ready", format!("call POST {path}"), generation, &now)
@@ -83,6 +87,17 @@ async fn missing_secret(client: &Client, namespace: &str, webhook: &Webhook) -> 
         }
         Some(_) => None,
     })
+}
+
+/// A target named in `spec.targets` that does not exist (selectors may match nothing yet).
+async fn missing_target(client: &Client, namespace: &str, webhook: &Webhook) -> Result<Option<String>, Error> {
+    let apps: Api<crate::api::GitOpsApplication> = Api::namespaced(client.clone(), namespace);
+    for name in webhook.spec.targets.iter().filter_map(|t| t.name.as_deref()) {
+        if apps.get_opt(name).await?.is_none() {
+            return Ok(Some(format!("target GitOpsApplication {name:?} (spec.targets) not found")));
+        }
+    }
+    Ok(None)
 }
 
 async fn write_status(
