@@ -19,7 +19,7 @@ use super::{EndpointState, reply};
 use crate::api::{GitOpsApplication, TriggerRecord, Webhook, WebhookProvider};
 use crate::controller::webhooks::PATH_PREFIX;
 use crate::trigger::event::{ProviderEvent, RefName, parse_event};
-use crate::trigger::query::{RolloutRestart, TriggerParams, parse_form, parse_query};
+use crate::trigger::query::{RolloutRestart, TriggerParams, Workload, parse_form, parse_query};
 use crate::trigger::record::{TRIGGER_ANNOTATION, coalesce, handled_sequence, recorded};
 use crate::trigger::{repo_url, signature, variables};
 
@@ -307,7 +307,7 @@ fn validate(webhook: &Webhook, app: &GitOpsApplication, params: &TriggerParams) 
             .map(|e| format!("{}/{}", e.kind.to_ascii_lowercase(), e.name))
             .collect();
         for workload in workloads {
-            let wanted = format!("{}/{}", format!("{:?}", workload.kind).to_ascii_lowercase(), workload.name);
+            let wanted = workload.entry();
             if !valid.contains(&wanted) {
                 return Err(format!(
                     "rollout-restart: {wanted} is not a workload of application {:?}; valid: {}",
@@ -324,9 +324,7 @@ fn restart_entries(params: &TriggerParams) -> Vec<String> {
     match &params.rollout_restart {
         None => Vec::new(),
         Some(RolloutRestart::All) => vec!["all".into()],
-        Some(RolloutRestart::Workloads(workloads)) => {
-            workloads.iter().map(|w| format!("{}/{}", format!("{:?}", w.kind).to_ascii_lowercase(), w.name)).collect()
-        }
+        Some(RolloutRestart::Workloads(workloads)) => workloads.iter().map(Workload::entry).collect(),
     }
 }
 

@@ -43,6 +43,18 @@ pub struct Workload {
     pub name: String,
 }
 
+impl Workload {
+    /// `kind/name` in lower case, as restart lists and messages write it (`deployment/web`).
+    pub fn entry(&self) -> String {
+        let kind = match self.kind {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::DaemonSet => "daemonset",
+            WorkloadKind::StatefulSet => "statefulset",
+        };
+        format!("{kind}/{}", self.name)
+    }
+}
+
 /// The workload kinds a rolling restart applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum WorkloadKind {
