@@ -35,7 +35,7 @@ struct RunArgs {
     /// more answer 429. 0 disables the limit.
     #[arg(long, env = "TUGBOAT_RATE_LIMIT_PER_SOURCE", default_value_t = 50)]
     rate_limit_per_source: u32,
-    /// Address of the probe server (`/healthz`, `/readyz`).
+    /// Address of the probe server (`/healthz`, `/readyz`, `/metrics`).
     #[arg(long, env = "TUGBOAT_PROBE_ADDR", default_value = "0.0.0.0:8080")]
     probe_addr: SocketAddr,
     /// Kubeconfig to use; default: in-cluster config, then `KUBECONFIG`, then `~/.kube/config`.

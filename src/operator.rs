@@ -63,7 +63,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let listener = tokio::net::TcpListener::bind(options.probe_addr)
         .await
         .map_err(|source| StartError::Listen { addr: options.probe_addr, source })?;
-    tracing::info!(addr = %options.probe_addr, "probe server listening (/healthz, /readyz)");
+    tracing::info!(addr = %options.probe_addr, "probe server listening (/healthz, /readyz, /metrics)");
     let probes = probe_router(ready.clone());
     let mut probe_stop = stop_rx.clone();
     let probe_server = tokio::spawn(async move {
@@ -140,19 +140,27 @@ async fn load_kubeconfig(path: &std::path::Path) -> Result<kube::Config, StartEr
 }
 
 fn probe_router(ready: Arc<AtomicBool>) -> Router {
-    Router::new().route("/healthz", get(|| async { "ok" })).route(
-        "/readyz",
-        get(move || {
-            let ready = ready.clone();
-            async move {
-                if ready.load(Ordering::SeqCst) {
-                    (StatusCode::OK, "ok")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(|| async {
+                ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], crate::metrics::global().encode())
+            }),
+        )
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    if ready.load(Ordering::SeqCst) {
+                        (StatusCode::OK, "ok")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                    }
                 }
-            }
-        }),
-    )
+            }),
+        )
 }
 
 async fn shutdown_signal() {

@@ -86,6 +86,7 @@ pub async fn run(context: Arc<Context>, shutdown: impl std::future::Future<Outpu
         None => Api::all(context.client.clone()),
     };
     let (reader, writer) = reflector::store();
+    crate::metrics::global().watch_applications(reader.clone());
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .reflect(writer)

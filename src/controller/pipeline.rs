@@ -9,6 +9,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use super::{Context, Error, FINALIZER, RECONCILE_REQUESTED_ANNOTATION, credentials, events, status};
 use crate::api::{DeploymentRecord, DeploymentResult, GitOpsApplication, GitOpsApplicationStatus, UpdateMechanism};
@@ -27,6 +28,7 @@ const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
 #[tracing::instrument(skip_all, fields(application = %app.name_any(), namespace = app.namespace().unwrap_or_default()))]
 pub async fn reconcile(app: Arc<GitOpsApplication>, context: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
+    let _in_flight = crate::metrics::global().reconcile_started();
     let namespace = app.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<GitOpsApplication> = Api::namespaced(context.client.clone(), &namespace);
     let result = finalizer(&api, FINALIZER, app, |event| async {
@@ -37,6 +39,7 @@ pub async fn reconcile(app: Arc<GitOpsApplication>, context: Arc<Context>) -> Re
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
+    crate::metrics::global().reconcile_finished(result.is_ok(), started.elapsed());
     tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, ok = result.is_ok(), "reconcile finished");
     result
 }
@@ -115,7 +118,7 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
     let cached = if ask_remote { None } else { context.git.cached_revision(&source).await };
     let revision = match cached {
         Some(revision) => revision,
-        None => match context.git.resolve(&source).await {
+        None => match context.git.resolve(&source).instrument(tracing::info_span!("fetch", url = %source.url)).await {
             Ok(revision) => revision,
             Err(error) => {
                 let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval.min(Duration::from_secs(60)) };
@@ -157,7 +160,9 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
     if trigger.is_some() {
         run.status.last_trigger = trigger.clone();
     }
-    if let Err(error) = context.git.ensure(&source, &revision).await {
+    if let Err(error) =
+        context.git.ensure(&source, &revision).instrument(tracing::info_span!("fetch", revision = %revision.name)).await
+    {
         let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval };
         return run.fail(error.reason(), error.to_string(), retry).await;
     }
@@ -170,17 +175,19 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
         Err(error) => return run.fail(error.reason(), error.to_string(), interval).await,
     };
     let owner = Owner { namespace: namespace.clone(), name: app.name_any() };
-    let rendered = match render_with_overrides(&files, &variables, &run.status, spec.strict_variables) {
-        Ok((rendered, variable_names)) => {
-            run.status.variable_names = variable_names;
-            rendered
-        }
-        Err(error) => {
-            let message = format!("revision {}: {error}", revision.name);
-            events::publish(context, app, true, reasons::RENDER_FAILED, message.clone()).await;
-            return run.fail(reasons::RENDER_FAILED, message, interval).await;
-        }
-    };
+    let render_span = tracing::info_span!("render", revision = %revision.name, files = files.len());
+    let rendered =
+        match render_span.in_scope(|| render_with_overrides(&files, &variables, &run.status, spec.strict_variables)) {
+            Ok((rendered, variable_names)) => {
+                run.status.variable_names = variable_names;
+                rendered
+            }
+            Err(error) => {
+                let message = format!("revision {}: {error}", revision.name);
+                events::publish(context, app, true, reasons::RENDER_FAILED, message.clone()).await;
+                return run.fail(reasons::RENDER_FAILED, message, interval).await;
+            }
+        };
     let planned = match plan::plan(&rendered.objects, &owner) {
         Ok(planned) => planned,
         Err(error) => {
@@ -227,7 +234,8 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
             .map_or(RestartSelection::None, |t| RestartSelection::from_entries(&t.rollout_restart)),
         health_timeout,
     };
-    let result = context.deployer.deploy(request).await;
+    let result =
+        context.deployer.deploy(request).instrument(tracing::info_span!("apply", deploy_id = %deploy_id)).await;
     conditions::clear(&mut run.status.conditions, RECONCILING);
     let finished = now();
     let (ok, reason, message, retry) = match result {
@@ -261,6 +269,7 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
             (false, error.reason(), format!("revision {}: {error}", revision.name), retry)
         }
     };
+    crate::metrics::global().deployment_finished(ok);
     if let Some(deployment) = run.status.deployments.last_mut() {
         deployment.finished_at = Some(finished);
         deployment.result = if ok { DeploymentResult::Succeeded } else { DeploymentResult::Failed };

@@ -23,6 +23,23 @@ use crate::trigger::query::{RolloutRestart, TriggerParams, Workload, parse_form,
 use crate::trigger::record::{TRIGGER_ANNOTATION, coalesce, handled_sequence, recorded};
 use crate::trigger::{repo_url, signature, variables};
 
+/// Provider label of calls that matched no Webhook.
+const UNKNOWN_PROVIDER: &str = "unknown";
+
+/// The provider as spelled in `spec.provider` (the metrics label).
+fn provider_name(provider: WebhookProvider) -> &'static str {
+    match provider {
+        WebhookProvider::Generic => "generic",
+        WebhookProvider::Github => "github",
+        WebhookProvider::Gitlab => "gitlab",
+        WebhookProvider::Bitbucket => "bitbucket",
+        WebhookProvider::Gitea => "gitea",
+        WebhookProvider::Dockerhub => "dockerhub",
+        WebhookProvider::Harbor => "harbor",
+        WebhookProvider::Standard => "standard",
+    }
+}
+
 /// Writes of one trigger retried on a conflict with a concurrent call before giving up (503).
 const RECORD_ATTEMPTS: usize = 8;
 
@@ -34,10 +51,13 @@ pub async fn trigger(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let metrics = crate::metrics::global();
     if !state.ready.load(Ordering::SeqCst) {
+        metrics.trigger_answered(UNKNOWN_PROVIDER, 503);
         return reply::unavailable("starting: the webhook cache is not ready yet");
     }
     if !state.rate_limit.allow(peer.ip(), std::time::Instant::now()) {
+        metrics.trigger_answered(UNKNOWN_PROVIDER, 429);
         return reply::too_many_requests();
     }
     let path = format!("{PATH_PREFIX}{id}");
@@ -47,9 +67,11 @@ pub async fn trigger(
         .into_iter()
         .find(|w| w.status.as_ref().and_then(|s| s.webhook_path.as_deref()) == Some(path.as_str()))
     else {
+        metrics.trigger_answered(UNKNOWN_PROVIDER, 404);
         return reply::not_found().await;
     };
     let response = handle(&state, &webhook, query, headers, body).await;
+    metrics.trigger_answered(provider_name(webhook.spec.provider), response.status().as_u16());
     super::delivery::record(&state, &webhook, response.status());
     response
 }
