@@ -10,6 +10,7 @@ pub mod duration;
 pub mod endpoint;
 pub mod metrics;
 pub mod operator;
+pub mod outgoing;
 pub mod render;
 pub mod source;
 pub mod trigger;

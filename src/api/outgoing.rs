@@ -228,6 +228,66 @@ pub struct OutgoingWebhookStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
     pub deliveries: Vec<DeliveryRecord>,
+    /// Deliveries not finished yet (retrying or waiting for completion), kept here so a
+    /// restarted operator resumes them with the same `webhook-id` instead of starting over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub pending: Vec<PendingDelivery>,
+}
+
+/// An event as outgoing webhooks see it: the default payload, and the template variables
+/// (`${event}`, `${app_id}`, ...; the application's variables are under `variables`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct EventData {
+    pub event: EventType,
+    /// RFC 3339 time of the occurrence.
+    pub triggered_at: String,
+    /// Who caused it: `webhook/<name>`, `git` (a new commit or a spec change) or `operator`.
+    pub triggered_by: String,
+    /// The application's name.
+    pub app_id: String,
+    /// The application's namespace.
+    pub env_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_revision: Option<String>,
+    /// `succeeded` or `failed` for `deployment.finished`; `deferred`, `started`, `received`,
+    /// `created`, `deleted` for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Workloads restarted (`deployment/web`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restarted: Vec<String>,
+    /// The application's variables in force (spec defaults overridden by webhook calls).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+}
+
+/// A delivery in progress, persisted before each attempt.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingDelivery {
+    /// The `webhook-id`, derived from the hook, the application, the event and its occurrence.
+    pub id: String,
+    /// Attempts started so far (an attempt counts once it may have been sent).
+    pub attempt: i32,
+    /// When the next attempt or poll is due.
+    pub next_at: Time,
+    /// The status URL being polled, once the call succeeded and `waitForCompletion` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_url: Option<String>,
+    /// When waiting for completion gives up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_until: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    /// The event being delivered.
+    pub data: EventData,
 }
 
 /// One attempt to deliver one event.

@@ -144,7 +144,7 @@ fn verify_standard(
 }
 
 /// The HMAC key: base64 after `whsec_` as the spec defines, else the secret's raw bytes.
-fn standard_key(secret: &[u8]) -> Result<Vec<u8>, SignatureError> {
+pub fn standard_key(secret: &[u8]) -> Result<Vec<u8>, SignatureError> {
     match secret.strip_prefix(b"whsec_") {
         Some(encoded) => match BASE64.decode(encoded) {
             Ok(key) if !key.is_empty() => Ok(key),
