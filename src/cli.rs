@@ -63,6 +63,18 @@ struct RunArgs {
     /// Log format.
     #[arg(long, env = "TUGBOAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Elect a leader with a Lease: only the leader runs the controllers, every replica serves
+    /// the trigger endpoint. A leader that loses the Lease exits non-zero (and restarts as a
+    /// follower). `--leader-election=false` for a single replica without a Lease.
+    #[arg(long, env = "TUGBOAT_LEADER_ELECTION", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Namespace of the Lease (default: `POD_NAMESPACE`, else `default`).
+    #[arg(long, env = "TUGBOAT_LEADER_ELECTION_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, env = "TUGBOAT_LEADER_ELECTION_LEASE_NAME", default_value = "tugboat")]
+    leader_election_lease_name: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -143,6 +155,9 @@ fn run(args: RunArgs) -> ExitCode {
         concurrency,
         debounce,
         log_format,
+        leader_election,
+        leader_election_namespace,
+        leader_election_lease_name,
     } = args;
     init_logging(log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -156,9 +171,25 @@ fn run(args: RunArgs) -> ExitCode {
         namespace,
         default_windows: default_change_windows.into_iter().map(|w| w.0).collect(),
     };
-    let options =
-        tugboat::operator::Options { trigger_addr, rate_limit_per_source, probe_addr, kubeconfig, cache_dir, settings };
-    match runtime.block_on(tugboat::operator::run(options)) {
+    let election = leader_election.then(|| {
+        let namespace = leader_election_namespace
+            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|ns| !ns.is_empty()))
+            .unwrap_or_else(|| "default".to_owned());
+        tugboat::leader::ElectionConfig::new(namespace, leader_election_lease_name, tugboat::leader::default_identity())
+    });
+    let options = tugboat::operator::Options {
+        trigger_addr,
+        rate_limit_per_source,
+        probe_addr,
+        kubeconfig,
+        cache_dir,
+        settings,
+        election,
+    };
+    let result = runtime.block_on(tugboat::operator::run(options));
+    // After a lost lease, in-flight work is abandoned on purpose: do not wait for it.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(error.to_string()),
     }

@@ -8,6 +8,7 @@ pub mod crds;
 pub mod deploy;
 pub mod duration;
 pub mod endpoint;
+pub mod leader;
 pub mod metrics;
 pub mod operator;
 pub mod outgoing;

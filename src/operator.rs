@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::controller::{self, Context, Settings};
 use crate::endpoint::{self, DEFAULT_BODY_LIMIT, EndpointState, RateLimiter};
+use crate::leader::{self, ElectionConfig, Leadership};
 use crate::source::{CacheOptions, GitCache};
 use crate::trigger::replay::ReplayGuard;
 
@@ -27,6 +28,8 @@ pub struct Options {
     pub kubeconfig: Option<PathBuf>,
     pub cache_dir: PathBuf,
     pub settings: Settings,
+    /// Leader election for the controllers; `None`: this replica always leads (one replica only).
+    pub election: Option<ElectionConfig>,
 }
 
 /// Why the operator could not start.
@@ -42,9 +45,18 @@ pub enum StartError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("cannot create the cache directory {path}: {source}")]
     CacheDir { path: PathBuf, source: std::io::Error },
+    #[error(
+        "lost the leader lease: exiting so that two replicas never deploy at once (a restart rejoins as a follower)"
+    )]
+    LeadershipLost,
 }
 
 /// Runs until SIGTERM or Ctrl-C, then lets in-flight reconciles finish.
+///
+/// # Errors
+/// Besides start-up failures, [`StartError::LeadershipLost`] when this replica led and lost
+/// the Lease: it returns at once, without waiting for in-flight reconciles, because another
+/// replica may already be deploying.
 pub async fn run(options: Options) -> Result<(), StartError> {
     let config = match &options.kubeconfig {
         Some(path) => load_kubeconfig(path).await?,
@@ -75,9 +87,15 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         }
     });
 
-    // Webhooks: path controller, and the endpoint that looks paths up in its cache.
-    let (webhook_controller, webhooks) =
-        controller::webhooks::controller(&client, options.settings.namespace.as_deref());
+    // Every replica: the Webhook cache and the trigger endpoint that looks paths up in it.
+    let (webhooks, webhook_watch) = controller::webhooks::cache(&client, options.settings.namespace.as_deref());
+    let mut cache_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = webhook_watch => {},
+            _ = cache_stop.wait_for(|stop| *stop) => {},
+        }
+    });
     let endpoint_ready = Arc::new(AtomicBool::new(false));
     let endpoint_state = Arc::new(EndpointState {
         client: client.clone(),
@@ -106,29 +124,70 @@ pub async fn run(options: Options) -> Result<(), StartError> {
             }
         }
     });
-    let mut webhook_stop = stop_rx.clone();
-    let webhook_task = tokio::spawn(controller::webhooks::run(webhook_controller, client.clone(), async move {
-        let _ = webhook_stop.wait_for(|stop| *stop).await;
-    }));
 
-    let context = Arc::new(Context::new(client, config, git, options.settings.clone()));
-    let mut controller_stop = stop_rx.clone();
-    let controller = tokio::spawn(controller::run(context, async move {
-        let _ = controller_stop.wait_for(|stop| *stop).await;
-    }));
+    // The leader only: the controllers that write (applications, Webhook status).
+    let (leadership, election) = match options.election.clone() {
+        Some(config) => {
+            tracing::info!(identity = %config.identity, lease = %config.lease_name, namespace = %config.namespace, "leader election on: the controllers start once this replica holds the lease");
+            let (leadership, election) = leader::start(client.clone(), config);
+            (leadership, Some(election))
+        }
+        None => (Leadership::always(), None),
+    };
+    let context = Arc::new(Context::new(client.clone(), config, git, options.settings.clone()));
+    let controllers = tokio::spawn(run_controllers(
+        leadership.clone(),
+        context,
+        client,
+        options.settings.namespace.clone(),
+        stop_rx.clone(),
+    ));
     ready.store(true, Ordering::SeqCst);
     tracing::info!("tugboat is running");
 
-    shutdown_signal().await;
+    let mut lost = leadership.clone();
+    let lost = tokio::select! {
+        () = shutdown_signal() => false,
+        () = lost.lost() => true,
+    };
+    if lost {
+        return Err(StartError::LeadershipLost);
+    }
     tracing::info!("shutting down: finishing in-flight reconciles");
     let _ = stop_tx.send(true);
-    let _ = controller.await;
-    let _ = webhook_task.await;
+    let _ = controllers.await;
+    if let Some(election) = election {
+        election.release().await;
+    }
     if let Ok(Err(error)) = endpoint.await {
         tracing::error!(%error, "trigger endpoint failed");
     }
     let _ = probe_server.await;
     Ok(())
+}
+
+/// Waits for leadership (or shutdown), then runs both controllers until shutdown.
+async fn run_controllers(
+    mut leadership: Leadership,
+    context: Arc<Context>,
+    client: kube::Client,
+    namespace: Option<String>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let leading = tokio::select! {
+        leading = leadership.acquired() => leading,
+        _ = stop.wait_for(|stop| *stop) => false,
+    };
+    if !leading {
+        return;
+    }
+    let stopped = |mut stop: watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    let webhook_controller = controller::webhooks::controller(&client, namespace.as_deref());
+    let webhooks = controller::webhooks::run(webhook_controller, client, stopped(stop.clone()));
+    let applications = controller::run(context, stopped(stop));
+    futures::join!(webhooks, applications);
 }
 
 async fn load_kubeconfig(path: &std::path::Path) -> Result<kube::Config, StartError> {

@@ -8,7 +8,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::utils::WatchStreamExt;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
@@ -19,15 +20,35 @@ use crate::conditions::{self, READY};
 /// Prefix of every trigger path (Portainer-compatible).
 pub const PATH_PREFIX: &str = "/api/stacks/webhooks/";
 
-/// Builds the controller and returns the store the trigger endpoint looks paths up in.
-pub fn controller(client: &Client, namespace: Option<&str>) -> (Controller<Webhook>, Store<Webhook>) {
-    let api: Api<Webhook> = match namespace {
+fn api(client: &Client, namespace: Option<&str>) -> Api<Webhook> {
+    match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
-    };
-    let controller = Controller::new(api, watcher::Config::default());
-    let store = controller.store();
-    (controller, store)
+    }
+}
+
+/// The cache the trigger endpoint looks paths up in, and the watch that fills it.
+///
+/// Kept apart from the controller on purpose: every replica serves the endpoint and so keeps
+/// this watch running, while only the leader runs the controller that writes Webhook status.
+pub fn cache(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (Store<Webhook>, impl std::future::Future<Output = ()> + Send + 'static) {
+    let (store, writer) = reflector::store();
+    let watch = watcher(api(client, namespace), watcher::Config::default()).default_backoff().reflect(writer).for_each(
+        |event| async move {
+            if let Err(error) = event {
+                tracing::warn!(%error, "watching Webhooks failed; retrying");
+            }
+        },
+    );
+    (store, watch)
+}
+
+/// Builds the controller that assigns paths and reports readiness (run by the leader only).
+pub fn controller(client: &Client, namespace: Option<&str>) -> Controller<Webhook> {
+    Controller::new(api(client, namespace), watcher::Config::default())
 }
 
 /// Runs the Webhook controller until `shutdown` resolves.

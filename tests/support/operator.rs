@@ -11,6 +11,8 @@ use super::git_repo::TempDir;
 /// when the test panicked, so a failing end-to-end test shows what the operator did.
 pub struct Operator {
     child: Child,
+    /// `POD_NAME` of the process: its identity in the leader Lease.
+    pub name: String,
     pub probe_port: u16,
     pub trigger_port: u16,
     log: PathBuf,
@@ -19,7 +21,17 @@ pub struct Operator {
 
 impl Operator {
     /// Starts the operator watching only `namespace`, with extra flags, and waits until it is ready.
+    ///
+    /// Leader election stays on (the default), with its Lease in `namespace`, so that tests
+    /// running side by side never compete for one Lease. The identity is the same for every
+    /// start in one namespace, as for a container restarted in its pod: a restarted operator
+    /// renews its own Lease at once instead of waiting for it to expire.
     pub async fn start(namespace: &str, extra: &[&str]) -> Self {
+        Self::start_named(namespace, &format!("tugboat-{namespace}"), extra).await
+    }
+
+    /// Like [`Operator::start`], as replica `name` (its `POD_NAME` and Lease identity).
+    pub async fn start_named(namespace: &str, name: &str, extra: &[&str]) -> Self {
         let cache = TempDir::new("tugboat-cache").expect("cache dir");
         let probe_port = free_port();
         let trigger_port = free_port();
@@ -37,13 +49,16 @@ impl Operator {
             .arg(format!("127.0.0.1:{trigger_port}"))
             .arg("--cache-dir")
             .arg(cache.path().join("git"))
+            .arg("--leader-election-namespace")
+            .arg(namespace)
             .args(extra)
+            .env("POD_NAME", name)
             .env("RUST_LOG", "info,tugboat=debug,kube=warn")
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
             .expect("start tugboat");
-        let operator = Self { child, probe_port, trigger_port, log, _cache: cache };
+        let operator = Self { child, name: name.to_owned(), probe_port, trigger_port, log, _cache: cache };
         operator.wait_ready().await;
         operator
     }
@@ -72,6 +87,24 @@ impl Operator {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status, once the process has exited by itself.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Peak and current resident memory in KiB (`VmHWM`, `VmRSS` from /proc), while it runs.
+    pub fn memory_kib(&self) -> Option<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let field = |name: &str| {
+            status.lines().find_map(|l| l.strip_prefix(name)?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+        };
+        Some((field("VmHWM:")?, field("VmRSS:")?))
     }
 }
 
