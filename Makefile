@@ -30,7 +30,7 @@ testenv-up: ## Start the local control plane; prints the kubeconfig path
 testenv-down: ## Stop the local control plane
 	@testenv/down.sh $(TESTENV_STATE)
 
-crds: ## Regenerate crds/ from the Rust types
+crds: ## Regenerate crds/ (and the chart's copy) from the Rust types
 	TUGBOAT_UPDATE_CRDS=1 cargo test --locked --test crds
 
 fmt: ## Format the code

@@ -9,4 +9,5 @@ pub mod git_repo;
 pub mod git_server;
 pub mod http;
 pub mod operator;
+pub mod schemas;
 pub mod ssh_server;
