@@ -57,8 +57,9 @@ struct RunArgs {
     /// Applications reconciled at once.
     #[arg(long, env = "TUGBOAT_CONCURRENCY", default_value_t = 8)]
     concurrency: u16,
-    /// Wait this long for more changes to an application before reconciling it (e.g. `100ms`).
-    #[arg(long, env = "TUGBOAT_DEBOUNCE", default_value = "100ms", value_parser = parse_duration)]
+    /// Wait this long for more changes to an application before reconciling it (e.g. `100ms`);
+    /// concurrent trigger calls are already grouped by the endpoint, so the default does not wait.
+    #[arg(long, env = "TUGBOAT_DEBOUNCE", default_value = "0s", value_parser = parse_duration)]
     debounce: Duration,
     /// Log format.
     #[arg(long, env = "TUGBOAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

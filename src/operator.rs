@@ -11,7 +11,7 @@ use axum::routing::get;
 use tokio::sync::watch;
 
 use crate::controller::{self, Context, Settings};
-use crate::endpoint::{self, DEFAULT_BODY_LIMIT, EndpointState, RateLimiter};
+use crate::endpoint::{self, DEFAULT_BODY_LIMIT, EndpointState, RateLimiter, SecretCache, TriggerWriter};
 use crate::leader::{self, ElectionConfig, Leadership};
 use crate::source::{CacheOptions, GitCache};
 use crate::trigger::replay::ReplayGuard;
@@ -96,10 +96,21 @@ pub async fn run(options: Options) -> Result<(), StartError> {
             _ = cache_stop.wait_for(|stop| *stop) => {},
         }
     });
+    let (applications, application_watch) = endpoint::application_cache(&client, options.settings.namespace.as_deref());
+    let mut cache_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = application_watch => {},
+            _ = cache_stop.wait_for(|stop| *stop) => {},
+        }
+    });
     let endpoint_ready = Arc::new(AtomicBool::new(false));
     let endpoint_state = Arc::new(EndpointState {
         client: client.clone(),
         webhooks: webhooks.clone(),
+        applications: applications.clone(),
+        secrets: SecretCache::default(),
+        triggers: TriggerWriter::new(client.clone()),
         replays: ReplayGuard::default(),
         rate_limit: RateLimiter::new(options.rate_limit_per_source),
         body_limit: DEFAULT_BODY_LIMIT,
@@ -117,7 +128,8 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     tokio::spawn(async move {
         // Re-asked periodically: a wake-up of the store's readiness future can be missed.
         loop {
-            match tokio::time::timeout(std::time::Duration::from_millis(200), webhooks.wait_until_ready()).await {
+            let both = async { webhooks.wait_until_ready().await.and(applications.wait_until_ready().await) };
+            match tokio::time::timeout(std::time::Duration::from_millis(200), both).await {
                 Ok(Ok(())) => break endpoint_ready.store(true, Ordering::SeqCst),
                 Ok(Err(_)) => break,
                 Err(_) => continue,

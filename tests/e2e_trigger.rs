@@ -273,3 +273,63 @@ async fn the_endpoint_answers_bad_calls_clearly_and_loses_no_trigger_when_the_op
     assert!(statuses.contains(&429), "rate limited: {statuses:?}");
     assert!(statuses.iter().all(|s| *s == 404 || *s == 429), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn concurrent_calls_on_one_application_are_all_recorded_and_carried_out() {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Mutex};
+
+    let Some(f) = Fixture::start("burst", &demo_manifests(), &[]).await else { return };
+    let sha = f.head();
+    f.create_app("shop", f.app_spec(json!({}))).await;
+    f.wait_app("shop", "first deployment", |a| is_ready_at(a, &sha)).await;
+    let path = f.create_webhook("burst", json!({"targets": [{"name": "shop"}]})).await;
+    let port = f.operator.trigger_port;
+
+    // Every trigger the controller handles shows in status.lastTrigger (with the ids it
+    // coalesced); a watch started before the calls sees each of them.
+    let handled: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let records: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let (seen, seen_records) = (handled.clone(), records.clone());
+    let watch = tokio::spawn(
+        watcher(f.apps(), watcher::Config::default().fields("metadata.name=shop")).applied_objects().for_each(
+            move |app| {
+                if let Some(trigger) = app.ok().and_then(|a| a.status).and_then(|s| s.last_trigger) {
+                    seen_records.lock().unwrap().insert(trigger.id.clone());
+                    let mut seen = seen.lock().unwrap();
+                    seen.insert(trigger.id);
+                    seen.extend(trigger.coalesced_ids);
+                }
+                async {}
+            },
+        ),
+    );
+
+    let calls = (0..64).map(|i| {
+        let target = format!("{path}?SERVICE_TAG=burst-{i}");
+        async move { post(port, &target, &[], b"").await }
+    });
+    let replies = futures::future::join_all(calls).await;
+    let mut accepted = BTreeSet::new();
+    for reply in &replies {
+        assert_eq!(reply.status, 202, "every concurrent call is recorded: {reply:?}");
+        accepted.insert(reply.json()["triggerId"].as_str().expect("triggerId").to_owned());
+    }
+    assert_eq!(accepted.len(), 64, "one id per call");
+
+    f.eventually("every accepted trigger is carried out, alone or coalesced", || async {
+        let seen = handled.lock().unwrap().clone();
+        accepted.is_subset(&seen).then_some(())
+    })
+    .await;
+    watch.abort();
+    let app = f.apps().get("shop").await.expect("app");
+    let status = app.status.expect("status");
+    let tag = status.variables.get("SERVICE_TAG").cloned().unwrap_or_default();
+    assert!(tag.starts_with("burst-"), "the variables of a handled call are live: {tag}");
+    let runs = records.lock().unwrap().len();
+    assert!(runs < 64, "concurrent calls coalesce into fewer handled triggers, got {runs}");
+    eprintln!("64 concurrent calls were carried out by {runs} handled triggers");
+}

@@ -4,9 +4,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::{self, Scope};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -159,7 +162,7 @@ impl Deployer {
 
         // 4. Restarts of the selected workloads; changed workloads roll out by themselves.
         let now = jiff::Timestamp::now().to_string();
-        let mut watch: Vec<(ApiResource, Option<String>, String, String)> = Vec::new();
+        let mut watch: Vec<Watched> = Vec::new();
         for item in &resolved {
             let (group, kind, name) = (&item.object.gvk.group, &item.object.gvk.kind, &item.object.name);
             if !health::is_workload(group, kind) {
@@ -368,46 +371,53 @@ fn inventory_entry(item: &Resolved) -> InventoryEntry {
     }
 }
 
-/// Polls the workloads until all rolled out, or returns why not when `timeout` passes.
-async fn wait_healthy(
-    client: &Client,
-    workloads: &[(ApiResource, Option<String>, String, String)],
-    timeout: Duration,
-) -> Option<String> {
-    let deadline = Instant::now() + timeout;
-    let mut pending: Vec<_> = workloads.iter().collect();
-    let mut last = String::new();
-    loop {
-        let mut still = Vec::new();
-        for workload in pending {
-            let (resource, namespace, kind, name) = workload;
-            let api = dynamic_api(client, resource, namespace.as_deref());
-            match api.get_opt(name).await {
-                Ok(Some(object)) => {
-                    let value = serde_json::to_value(&object).unwrap_or_default();
-                    match health::rollout(kind, &value) {
-                        Rollout::Complete | Rollout::Paused => {}
-                        Rollout::Failed(why) => return Some(format!("{kind}/{name}: {why}")),
-                        Rollout::Progressing(why) => {
-                            last = format!("{kind}/{name}: {why}");
-                            still.push(workload);
-                        }
-                    }
-                }
-                Ok(None) => return Some(format!("{kind}/{name} disappeared during the rollout")),
-                Err(e) => {
-                    last = format!("{kind}/{name}: {e}");
-                    still.push(workload);
-                }
+/// A workload whose rollout is awaited: its resource, namespace, kind and name.
+type Watched = (ApiResource, Option<String>, String, String);
+
+/// Watches the workloads (as `kubectl rollout status` does, so a rollout is seen the moment it
+/// completes) until all rolled out, or returns why not when `timeout` passes.
+async fn wait_healthy(client: &Client, workloads: &[Watched], timeout: Duration) -> Option<String> {
+    let progress: Mutex<String> = Mutex::default();
+    let mut rollouts: FuturesUnordered<_> = workloads.iter().map(|w| rolled_out(client, w, &progress)).collect();
+    let all = async {
+        while let Some(outcome) = rollouts.next().await {
+            if let Err(why) = outcome {
+                return Some(why);
             }
         }
-        if still.is_empty() {
-            return None;
+        None
+    };
+    match tokio::time::timeout(timeout, all).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            let last = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            Some(format!("health timeout after {timeout:?}: {last}"))
         }
-        if Instant::now() >= deadline {
-            return Some(format!("health timeout after {timeout:?}: {last}"));
-        }
-        pending = still;
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Follows one workload until its rollout completes (or is paused); `Err` when it fails or
+/// the object disappears. Notes the latest progress message in `progress`.
+async fn rolled_out(client: &Client, workload: &Watched, progress: &Mutex<String>) -> Result<(), String> {
+    let (resource, namespace, kind, name) = workload;
+    let api = dynamic_api(client, resource, namespace.as_deref());
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = std::pin::pin!(watcher(api, config).default_backoff());
+    let note = |message: String| *progress.lock().unwrap_or_else(|e| e.into_inner()) = message;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                let value = serde_json::to_value(&object).unwrap_or_default();
+                match health::rollout(kind, &value) {
+                    Rollout::Complete | Rollout::Paused => return Ok(()),
+                    Rollout::Failed(why) => return Err(format!("{kind}/{name}: {why}")),
+                    Rollout::Progressing(why) => note(format!("{kind}/{name}: {why}")),
+                }
+            }
+            Ok(watcher::Event::Delete(_)) => return Err(format!("{kind}/{name} disappeared during the rollout")),
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
+            Err(error) => note(format!("{kind}/{name}: {error}")),
+        }
+    }
+    Err(format!("{kind}/{name}: the watch ended"))
 }

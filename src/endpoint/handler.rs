@@ -10,17 +10,18 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
+use kube::core::{Selector, SelectorExt};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
+use super::secrets::{SecretError, SecretKey};
 use super::{EndpointState, reply};
 use crate::api::{GitOpsApplication, TriggerRecord, Webhook, WebhookProvider};
 use crate::controller::webhooks::PATH_PREFIX;
 use crate::trigger::event::{ProviderEvent, RefName, parse_event};
 use crate::trigger::query::{RolloutRestart, TriggerParams, Workload, parse_form, parse_query};
-use crate::trigger::record::{TRIGGER_ANNOTATION, coalesce, handled_sequence, recorded};
 use crate::trigger::{repo_url, signature, variables};
 
 /// Provider label of calls that matched no Webhook.
@@ -40,9 +41,6 @@ fn provider_name(provider: WebhookProvider) -> &'static str {
     }
 }
 
-/// Writes of one trigger retried on a conflict with a concurrent call before giving up (503).
-const RECORD_ATTEMPTS: usize = 8;
-
 pub async fn trigger(
     State(state): State<Arc<EndpointState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -61,11 +59,8 @@ pub async fn trigger(
         return reply::too_many_requests();
     }
     let path = format!("{PATH_PREFIX}{id}");
-    let Some(webhook) = state
-        .webhooks
-        .state()
-        .into_iter()
-        .find(|w| w.status.as_ref().and_then(|s| s.webhook_path.as_deref()) == Some(path.as_str()))
+    let Some(webhook) =
+        state.webhooks.find(|w| w.status.as_ref().and_then(|s| s.webhook_path.as_deref()) == Some(path.as_str()))
     else {
         metrics.trigger_answered(UNKNOWN_PROVIDER, 404);
         return reply::not_found().await;
@@ -91,14 +86,10 @@ async fn handle(
     let provider = webhook.spec.provider;
 
     // Verify before parsing anything the caller sent.
-    let secret = match read_secret(state, &namespace, webhook).await {
-        Ok(secret) => secret,
-        Err(response) => return response,
-    };
     let now = jiff::Timestamp::now();
-    let verified = match signature::verify(provider, &secret, &headers, &body, now) {
+    let verified = match verify(state, &namespace, webhook, &headers, &body, now).await {
         Ok(verified) => verified,
-        Err(error) => return reply::unauthorized(error.to_string()),
+        Err(response) => return response,
     };
     if let Some(webhook_id) = &verified.webhook_id
         && let Err(replayed) = state.replays.check_and_remember(webhook_id, now)
@@ -149,18 +140,27 @@ async fn handle(
         }
     }
 
-    let targets = match target_applications(state, &namespace, webhook).await {
-        Ok(targets) => targets,
-        Err(response) => return response,
+    // Targets come from the operator's cache of applications; a call that would be refused
+    // because of it is checked again against the API server, so a just-created application or
+    // a just-discovered variable is never refused for a stale cache.
+    let cached = cached_targets(state, &namespace, webhook);
+    let targets: Vec<_> = cached.applications.into_iter().filter(|app| concerns(&event, app)).collect();
+    let targets = match validate_all(webhook, &targets, &params) {
+        Ok(()) if !targets.is_empty() || cached.complete => targets,
+        _ => {
+            let fresh = match read_targets(state, &namespace, webhook).await {
+                Ok(fresh) => fresh,
+                Err(response) => return response,
+            };
+            let fresh: Vec<_> = fresh.into_iter().filter(|app| concerns(&event, app)).collect();
+            if let Err(message) = validate_all(webhook, &fresh, &params) {
+                return reply::bad_request(message);
+            }
+            fresh
+        }
     };
-    let targets: Vec<_> = targets.into_iter().filter(|app| concerns(&event, app)).collect();
     if targets.is_empty() {
         return reply::ignored(ignored_reason(&event));
-    }
-    for app in &targets {
-        if let Err(message) = validate(webhook, app, &params) {
-            return reply::bad_request(message);
-        }
     }
 
     let trigger_id = uuid::Uuid::new_v4().to_string();
@@ -182,10 +182,11 @@ async fn handle(
     };
     let mut names = Vec::new();
     for app in &targets {
-        if let Err(response) = record_on(state, &namespace, &app.name_any(), &record).await {
-            return response;
+        let name = app.name_any();
+        if let Err(error) = state.triggers.record(&namespace, &name, record.clone()).await {
+            return reply::unavailable(error.to_string());
         }
-        names.push(app.name_any());
+        names.push(name);
     }
     tracing::info!(webhook = %webhook.name_any(), %namespace, trigger = %trigger_id, applications = ?names, "trigger recorded");
     reply::accepted(&trigger_id, &names, deferred_until(state, &targets, &record, now))
@@ -213,22 +214,82 @@ fn is_form(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
 }
 
-async fn read_secret(state: &EndpointState, namespace: &str, webhook: &Webhook) -> Result<Vec<u8>, Response> {
-    let Some(reference) = &webhook.spec.secret_ref else { return Ok(Vec::new()) };
-    let key = reference.key.as_deref().unwrap_or("token");
-    let secrets: Api<Secret> = Api::namespaced(state.client.clone(), namespace);
-    match secrets.get_opt(&reference.name).await {
-        Ok(Some(secret)) => secret
-            .data
-            .and_then(|mut data| data.remove(key))
-            .map(|bytes| bytes.0)
-            .ok_or_else(|| reply::internal(format!("the webhook's secret has no key {key:?}"))),
-        Ok(None) => Err(reply::internal("the webhook's secret does not exist")),
-        Err(error) => Err(reply::unavailable(format!("cannot read the webhook's secret: {error}"))),
+/// Checks the call's signature or token with the webhook's secret (cached; re-read once when
+/// a cached value does not verify, so a rotated secret works at once).
+async fn verify(
+    state: &EndpointState,
+    namespace: &str,
+    webhook: &Webhook,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: jiff::Timestamp,
+) -> Result<signature::Verified, Response> {
+    let provider = webhook.spec.provider;
+    let Some(reference) = &webhook.spec.secret_ref else {
+        return signature::verify(provider, &[], headers, body, now).map_err(|e| reply::unauthorized(e.to_string()));
+    };
+    let key = SecretKey {
+        namespace: namespace.to_owned(),
+        name: reference.name.clone(),
+        key: reference.key.as_deref().unwrap_or("token").to_owned(),
+    };
+    let lookup = state.secrets.get(&state.client, &key).await.map_err(|error| match error {
+        SecretError::Unavailable(_) => reply::unavailable(error.to_string()),
+        SecretError::Missing | SecretError::NoKey(_) => reply::internal(error.to_string()),
+    })?;
+    match signature::verify(provider, &lookup.value, headers, body, now) {
+        Ok(verified) => Ok(verified),
+        Err(error) => match lookup.cached_for {
+            Some(_) => match state.secrets.recheck(&state.client, &key).await {
+                Some(fresh) if fresh != lookup.value => signature::verify(provider, &fresh, headers, body, now)
+                    .map_err(|e| reply::unauthorized(e.to_string())),
+                _ => Err(reply::unauthorized(error.to_string())),
+            },
+            None => Err(reply::unauthorized(error.to_string())),
+        },
     }
 }
 
-async fn target_applications(
+/// Target applications found in the cache, and whether every named target was there.
+struct CachedTargets {
+    applications: Vec<GitOpsApplication>,
+    complete: bool,
+}
+
+fn cached_targets(state: &EndpointState, namespace: &str, webhook: &Webhook) -> CachedTargets {
+    let mut found: BTreeMap<String, GitOpsApplication> = BTreeMap::new();
+    let mut complete = true;
+    for target in &webhook.spec.targets {
+        if let Some(name) = &target.name {
+            match state.applications.get(&ObjectRef::new(name).within(namespace)) {
+                Some(app) => {
+                    found.insert(name.clone(), (*app).clone());
+                }
+                None => complete = false,
+            }
+        }
+        if let Some(selector) = &target.selector {
+            match Selector::try_from(selector.clone()) {
+                Ok(selector) => {
+                    for app in state.applications.state_filter(|app| {
+                        app.namespace().as_deref() == Some(namespace) && selector.matches(app.labels())
+                    }) {
+                        found.insert(app.name_any(), (*app).clone());
+                    }
+                }
+                Err(_) => complete = false,
+            }
+        }
+    }
+    CachedTargets { applications: found.into_values().collect(), complete }
+}
+
+fn validate_all(webhook: &Webhook, targets: &[GitOpsApplication], params: &TriggerParams) -> Result<(), String> {
+    targets.iter().try_for_each(|app| validate(webhook, app, params))
+}
+
+/// Target applications read from the API server.
+async fn read_targets(
     state: &EndpointState,
     namespace: &str,
     webhook: &Webhook,
@@ -348,36 +409,4 @@ fn restart_entries(params: &TriggerParams) -> Vec<String> {
         Some(RolloutRestart::All) => vec!["all".into()],
         Some(RolloutRestart::Workloads(workloads)) => workloads.iter().map(Workload::entry).collect(),
     }
-}
-
-/// Records the trigger in the application's annotation with optimistic concurrency, merging
-/// into a still-pending trigger; retried when a concurrent call wrote first.
-async fn record_on(
-    state: &EndpointState,
-    namespace: &str,
-    name: &str,
-    incoming: &TriggerRecord,
-) -> Result<(), Response> {
-    let api: Api<GitOpsApplication> = Api::namespaced(state.client.clone(), namespace);
-    for _ in 0..RECORD_ATTEMPTS {
-        let app = match api.get(name).await {
-            Ok(app) => app,
-            Err(error) => return Err(reply::unavailable(format!("cannot read application {name:?}: {error}"))),
-        };
-        let merged = coalesce(recorded(app.annotations()), handled_sequence(&app), incoming.clone());
-        let value = match serde_json::to_string(&merged) {
-            Ok(value) => value,
-            Err(error) => return Err(reply::internal(error.to_string())),
-        };
-        let patch = serde_json::json!({"metadata": {
-            "resourceVersion": app.resource_version(),
-            "annotations": {TRIGGER_ANNOTATION: value},
-        }});
-        match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(error) => return Err(reply::unavailable(format!("cannot record the trigger on {name:?}: {error}"))),
-        }
-    }
-    Err(reply::unavailable(format!("too many concurrent triggers on {name:?}; retry")))
 }

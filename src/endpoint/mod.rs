@@ -1,9 +1,12 @@
 //! The trigger endpoint: `POST /api/stacks/webhooks/{uuid}` (and `/hooks/{uuid}`) records a trigger on the target applications.
 
+mod cache;
 mod delivery;
 mod handler;
 mod rate_limit;
+mod record;
 mod reply;
+mod secrets;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,8 +17,11 @@ use axum::routing::post;
 use kube::Client;
 use kube::runtime::reflector::Store;
 
-use crate::api::Webhook;
+use crate::api::{GitOpsApplication, Webhook};
+pub use cache::applications as application_cache;
 pub use rate_limit::RateLimiter;
+pub use record::TriggerWriter;
+pub use secrets::SecretCache;
 
 use crate::trigger::replay::ReplayGuard;
 
@@ -26,6 +32,12 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub struct EndpointState {
     pub client: Client,
     pub webhooks: Store<Webhook>,
+    /// Applications, for finding a call's targets without asking the API server.
+    pub applications: Store<GitOpsApplication>,
+    /// Webhook secrets read recently.
+    pub secrets: SecretCache,
+    /// Writes triggers, grouping those of concurrent calls.
+    pub triggers: Arc<TriggerWriter>,
     pub replays: ReplayGuard,
     /// Per-source limit; over it a call answers 429.
     pub rate_limit: RateLimiter,
