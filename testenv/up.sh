@@ -102,14 +102,17 @@ start etcd "$bin/etcd" --data-dir "$state/etcd-data" \
 wait_for etcd 30 curl -sf "http://127.0.0.1:$etcd_client/health"
 
 log "starting kube-apiserver on https://127.0.0.1:$api_port"
-start kube-apiserver "$bin/kube-apiserver" \
+# The command is kept so testenv/apiserver.sh can restart the API server with the same flags.
+apiserver=("$bin/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$etcd_client" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
   --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
   --client-ca-file "$pki/ca.crt" --authorization-mode RBAC \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-  --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true
+  --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true)
+printf '%q ' "${apiserver[@]}" >"$state/kube-apiserver.cmd"
+start kube-apiserver "${apiserver[@]}"
 wait_for kube-apiserver 90 curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "https://127.0.0.1:$api_port/readyz"
 
 log "starting kube-controller-manager and kube-scheduler"

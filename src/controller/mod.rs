@@ -1,5 +1,6 @@
 //! The GitOpsApplication controller: watches applications and runs the deployment pipeline for each.
 
+mod claim;
 mod credentials;
 mod error;
 mod events;

@@ -11,6 +11,7 @@ use kube::{Api, ResourceExt};
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
+use super::claim::{self, Claim};
 use super::{Context, Error, FINALIZER, RECONCILE_REQUESTED_ANNOTATION, credentials, events, status};
 use crate::api::{DeploymentRecord, DeploymentResult, GitOpsApplication, GitOpsApplicationStatus, UpdateMechanism};
 use crate::conditions::{self, DEFERRED, HEALTHY, READY, RECONCILING, STALLED, reasons};
@@ -153,6 +154,24 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
     if let Some(next_open) = crate::window::held_until(&windows, jiff::Timestamp::now(), restarts, forced) {
         return defer(run, context, trigger, next_open).await;
     }
+    // Claim the trigger on a fresh read (see `claim`): the calls in it are carried out once.
+    let (trigger, overrides, image_tag) = match trigger {
+        None => (None, overrides, image_tag),
+        Some(_) => {
+            let held = |t: &crate::api::TriggerRecord| {
+                let restarts = !t.rollout_restart.is_empty();
+                crate::window::held_until(&windows, jiff::Timestamp::now(), restarts, t.override_window)
+            };
+            match claim::claim(api, &app.name_any(), held).await? {
+                Claim::Claimed(trigger, claimed) => (Some(trigger), claimed.variables, claimed.image_tag),
+                Claim::Held(trigger, next_open) => return defer(run, context, Some(trigger), next_open).await,
+                Claim::Nothing => (None, overrides, image_tag),
+                Claim::Busy => return Ok(Action::requeue(Duration::from_millis(200))),
+            }
+        }
+    };
+    let variables = merged_variables(&spec.variables, &overrides);
+    let fingerprint = self::fingerprint(&revision, &variables, image_tag.as_deref(), app);
     conditions::clear(&mut run.status.conditions, DEFERRED);
     run.status.pending_trigger = None;
     run.status.variables = overrides;
@@ -195,30 +214,38 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
         }
     };
 
-    // Deploy.
-    let deploy_id =
-        format!("{}-{}", revision.sha.get(..8).unwrap_or(&revision.sha), jiff::Timestamp::now().as_second());
-    let record = DeploymentRecord {
-        id: deploy_id.clone(),
-        revision: revision.name.clone(),
-        trigger_id: trigger.as_ref().map(|t| t.id.clone()),
-        started_at: now(),
-        finished_at: None,
-        result: DeploymentResult::Running,
-        message: None,
-        restarted: Vec::new(),
+    // Deploy. A deployment a previous process started and never finished (SIGKILL, lost
+    // lease) is resumed under its own id, so one deployment is recorded once.
+    let resumed = interrupted(&run.status, &revision.name, trigger.as_ref());
+    let restart_trigger = trigger.clone().or_else(|| {
+        let resumed = resumed.as_ref()?;
+        run.status.last_trigger.clone().filter(|t| resumed.trigger_id.as_deref() == Some(t.id.as_str()))
+    });
+    let deploy_id = match &resumed {
+        Some(record) => record.id.clone(),
+        None => format!("{}-{}", revision.sha.get(..8).unwrap_or(&revision.sha), jiff::Timestamp::now().as_second()),
     };
-    push_deployment(&mut run.status, record);
+    if resumed.is_none() {
+        abandon_unfinished(&mut run.status);
+        push_deployment(
+            &mut run.status,
+            DeploymentRecord {
+                id: deploy_id.clone(),
+                revision: revision.name.clone(),
+                trigger_id: trigger.as_ref().map(|t| t.id.clone()),
+                started_at: now(),
+                finished_at: None,
+                result: DeploymentResult::Running,
+                message: None,
+                restarted: Vec::new(),
+            },
+        );
+    }
     run.condition(RECONCILING, true, reasons::DEPLOYING, format!("deploying revision {}", revision.name));
     status::write(api, app, &run.status).await?;
-    events::publish(
-        context,
-        app,
-        false,
-        "DeploymentStarted",
-        format!("deploying revision {} ({deploy_id})", revision.name),
-    )
-    .await;
+    let (event, verb) =
+        if resumed.is_some() { ("DeploymentResumed", "resuming") } else { ("DeploymentStarted", "deploying") };
+    events::publish(context, app, false, event, format!("{verb} revision {} ({deploy_id})", revision.name)).await;
 
     let health_timeout = spec.health_timeout.parse().unwrap_or(Duration::from_secs(300));
     let default_namespace = spec.target_namespace.clone().unwrap_or_else(|| namespace.clone());
@@ -229,7 +256,7 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
         objects: planned,
         previous_inventory: &run.status.inventory.clone(),
         prune: spec.prune,
-        restart: trigger
+        restart: restart_trigger
             .as_ref()
             .map_or(RestartSelection::None, |t| RestartSelection::from_entries(&t.rollout_restart)),
         health_timeout,
@@ -427,8 +454,80 @@ fn elapsed_since(at: &Time) -> Duration {
     Duration::from_secs_f64(seconds)
 }
 
+/// The last deployment, if a previous process started it for this revision and trigger and
+/// never finished it. kube-runtime never reconciles one object twice at once, so a `Running`
+/// record seen at this point belongs to a process that is gone.
+fn interrupted(
+    status: &GitOpsApplicationStatus,
+    revision: &str,
+    trigger: Option<&crate::api::TriggerRecord>,
+) -> Option<DeploymentRecord> {
+    let last = status.deployments.last()?;
+    let same_trigger = trigger.is_none_or(|t| last.trigger_id.as_deref() == Some(t.id.as_str()));
+    (last.result == DeploymentResult::Running
+        && last.finished_at.is_none()
+        && last.revision == revision
+        && same_trigger)
+        .then(|| last.clone())
+}
+
+/// Unfinished deployments that will not be resumed (the revision or trigger moved on) are
+/// recorded as failed rather than left `Running` for ever.
+fn abandon_unfinished(status: &mut GitOpsApplicationStatus) {
+    for record in status.deployments.iter_mut().filter(|d| d.result == DeploymentResult::Running) {
+        record.result = DeploymentResult::Failed;
+        record.finished_at = Some(now());
+        record.message = Some("interrupted: the operator stopped before it finished; superseded".to_owned());
+    }
+}
+
 fn push_deployment(status: &mut GitOpsApplicationStatus, record: DeploymentRecord) {
     status.deployments.push(record);
     let excess = status.deployments.len().saturating_sub(KEEP_DEPLOYMENTS);
     status.deployments.drain(..excess);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, revision: &str, trigger: Option<&str>, result: DeploymentResult) -> DeploymentRecord {
+        DeploymentRecord {
+            id: id.into(),
+            revision: revision.into(),
+            trigger_id: trigger.map(str::to_owned),
+            started_at: now(),
+            finished_at: (result != DeploymentResult::Running).then(now),
+            result,
+            message: None,
+            restarted: vec![],
+        }
+    }
+
+    fn trigger(id: &str) -> crate::api::TriggerRecord {
+        serde_json::from_value(
+            serde_json::json!({"id": id, "sequence": 1, "at": "2026-01-01T00:00:00Z", "source": "t"}),
+        )
+        .expect("trigger")
+    }
+
+    #[test]
+    fn an_unfinished_deployment_of_the_same_revision_and_trigger_is_resumed() {
+        let mut status = GitOpsApplicationStatus::default();
+        status.deployments.push(record("d1", "main@sha1:a", Some("t1"), DeploymentResult::Running));
+        assert_eq!(interrupted(&status, "main@sha1:a", None).map(|d| d.id), Some("d1".into()));
+        assert_eq!(interrupted(&status, "main@sha1:a", Some(&trigger("t1"))).map(|d| d.id), Some("d1".into()));
+        assert!(interrupted(&status, "main@sha1:b", None).is_none(), "a newer revision starts afresh");
+        assert!(interrupted(&status, "main@sha1:a", Some(&trigger("t2"))).is_none(), "a newer call starts afresh");
+        abandon_unfinished(&mut status);
+        assert_eq!(status.deployments[0].result, DeploymentResult::Failed);
+        assert!(status.deployments[0].finished_at.is_some());
+    }
+
+    #[test]
+    fn a_finished_deployment_is_never_resumed() {
+        let mut status = GitOpsApplicationStatus::default();
+        status.deployments.push(record("d1", "main@sha1:a", None, DeploymentResult::Succeeded));
+        assert!(interrupted(&status, "main@sha1:a", None).is_none());
+    }
 }

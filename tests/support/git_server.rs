@@ -162,6 +162,20 @@ impl GitServer {
     }
 }
 
+impl GitServer {
+    /// Serves again on the same address after [`GitServer::stop`] (a Git host coming back).
+    pub fn resume(&mut self) -> io::Result<()> {
+        if self.acceptor.is_some() {
+            return Ok(());
+        }
+        let listener = TcpListener::bind(self.addr)?;
+        self.shared.stopping.store(false, SeqCst);
+        let s = Arc::clone(&self.shared);
+        self.acceptor = Some(thread::spawn(move || accept_loop(&listener, &s)));
+        Ok(())
+    }
+}
+
 impl Drop for GitServer {
     fn drop(&mut self) {
         self.stop();

@@ -1,0 +1,55 @@
+//! Taking a recorded trigger for a deployment, exactly once.
+//!
+//! The endpoint merges a new call into the recorded trigger while it is still pending. If a
+//! reconcile consumed the record it had *read* while a call was being merged into it, the
+//! merged record would stay pending and the calls in it would be carried out twice. So the
+//! trigger is claimed on a fresh read, and `status.lastTrigger` is written with that read's
+//! `resourceVersion` as a precondition: either the claim or the endpoint's merge wins, and the
+//! loser reads again. The window between the read and the write is one round trip, so the
+//! retries end even under a steady stream of calls.
+
+use jiff::Timestamp;
+use kube::{Api, ResourceExt};
+
+use super::{Error, status};
+use crate::api::{GitOpsApplication, GitOpsApplicationStatus, TriggerRecord};
+
+/// Attempts before giving up for this reconcile (it is requeued at once).
+const ATTEMPTS: usize = 8;
+
+pub enum Claim {
+    /// Ours to carry out; the status as written (last trigger, its variables and tag).
+    Claimed(TriggerRecord, Box<GitOpsApplicationStatus>),
+    /// A change window holds the freshest record back until the given time (or no opening).
+    Held(TriggerRecord, Option<Timestamp>),
+    /// Nothing pending any more.
+    Nothing,
+    /// Calls kept arriving between read and write: try again shortly.
+    Busy,
+}
+
+/// Claims the pending trigger of `name`; `held` says whether a change window holds a record back.
+pub async fn claim(
+    api: &Api<GitOpsApplication>,
+    name: &str,
+    held: impl Fn(&TriggerRecord) -> Option<Option<Timestamp>>,
+) -> Result<Claim, Error> {
+    for _ in 0..ATTEMPTS {
+        let fresh = api.get(name).await?;
+        let Some(trigger) = crate::trigger::record::pending(&fresh) else { return Ok(Claim::Nothing) };
+        if let Some(next_open) = held(&trigger) {
+            return Ok(Claim::Held(trigger, next_open));
+        }
+        let mut status = fresh.status.clone().unwrap_or_default();
+        status.last_trigger = Some(trigger.clone());
+        status.variables.extend(trigger.variables.clone());
+        if trigger.tag.is_some() {
+            status.image_tag = trigger.tag.clone();
+        }
+        if status::write_if_unchanged(api, &fresh, &status).await? {
+            tracing::debug!(application = %fresh.name_any(), trigger = %trigger.id, sequence = trigger.sequence, "claimed the trigger");
+            return Ok(Claim::Claimed(trigger, Box::new(status)));
+        }
+    }
+    Ok(Claim::Busy)
+}
