@@ -18,6 +18,13 @@ use std::fmt;
 use std::time::Duration;
 
 pub use cache::GitCache;
+
+/// Fuzz entry point: parsing and redacting a repository URL must never panic.
+pub fn fuzz_url(text: &str) {
+    let _ = url::parse(text, true);
+    let _ = url::parse(text, false);
+    let _ = url::redact_text(text);
+}
 pub use error::SourceError;
 
 /// What to deploy from a repository: exactly one kind of reference.

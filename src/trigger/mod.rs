@@ -46,6 +46,18 @@ pub fn fuzz_query(data: &[u8]) {
     let _ = query::parse_form(data);
 }
 
+/// Fuzz target entry point: repository URLs from payloads and specs — normalisation, matching
+/// an application's URL against a payload's, and the host. Must never panic; the input is
+/// split at the first newline into the application's URL and the payload's.
+pub fn fuzz_repo_urls(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (app, payload) = text.split_once('\n').unwrap_or((&text, ""));
+    let _ = repo_url::normalize_repo_url(app);
+    let _ = repo_url::host_of(app);
+    let _ = repo_url::repo_matches(app, &[payload.to_owned(), app.to_owned()]);
+    crate::source::fuzz_url(app);
+}
+
 /// Fuzz target entry point: [`event::parse_event`] for every provider and its event header
 /// values, [`signature::verify`] and [`variables::variables_from_payload`] on arbitrary bytes.
 /// Must never panic; results are ignored.
