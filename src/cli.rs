@@ -54,6 +54,11 @@ struct RunArgs {
     /// e.g. `allow;0 22 * * 1-5;4h;Europe/Berlin`. Repeat the flag for more windows.
     #[arg(long = "default-change-window", env = "TUGBOAT_DEFAULT_CHANGE_WINDOW", value_name = "WINDOW")]
     default_change_windows: Vec<tugboat::window::CliWindow>,
+    /// A CIDR that outgoing webhooks may call although the SSRF guard refuses loopback,
+    /// link-local and private addresses (e.g. `10.96.0.0/12` for in-cluster services).
+    /// Repeat the flag, or separate CIDRs with commas in the environment variable.
+    #[arg(long = "egress-allow", env = "TUGBOAT_EGRESS_ALLOW", value_name = "CIDR", value_delimiter = ',')]
+    egress_allow: Vec<ipnet::IpNet>,
     /// Applications reconciled at once.
     #[arg(long, env = "TUGBOAT_CONCURRENCY", default_value_t = 8)]
     concurrency: u16,
@@ -153,6 +158,7 @@ fn run(args: RunArgs) -> ExitCode {
         allow_file_sources,
         cache_dir,
         default_change_windows,
+        egress_allow,
         concurrency,
         debounce,
         log_format,
@@ -184,6 +190,7 @@ fn run(args: RunArgs) -> ExitCode {
         probe_addr,
         kubeconfig,
         cache_dir,
+        egress_allow,
         settings,
         election,
     };

@@ -18,6 +18,8 @@ pub mod reasons {
     pub const HEALTHY: &str = "Healthy";
     pub const DEFERRED: &str = "OutsideChangeWindow";
     pub const IDLE: &str = "Idle";
+    /// An outgoing webhook gate (BeforeDeployment/AfterDeployment) did not succeed.
+    pub const GATE_FAILED: &str = "GateFailed";
 }
 
 /// Sets (or replaces) the condition of `type_`, keeping `lastTransitionTime` when the status did not change.

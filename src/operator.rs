@@ -27,6 +27,8 @@ pub struct Options {
     /// Explicit kubeconfig; `None`: kube-rs's discovery (in-cluster, `KUBECONFIG`, `~/.kube/config`).
     pub kubeconfig: Option<PathBuf>,
     pub cache_dir: PathBuf,
+    /// CIDRs outgoing webhooks may call despite the SSRF guard (`--egress-allow`).
+    pub egress_allow: Vec<ipnet::IpNet>,
     pub settings: Settings,
     /// Leader election for the controllers; `None`: this replica always leads (one replica only).
     pub election: Option<ElectionConfig>,
@@ -43,6 +45,8 @@ pub enum StartError {
     Client(#[source] kube::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    HttpClient(String),
     #[error("cannot create the cache directory {path}: {source}")]
     CacheDir { path: PathBuf, source: std::io::Error },
     #[error(
@@ -104,6 +108,22 @@ pub async fn run(options: Options) -> Result<(), StartError> {
             _ = cache_stop.wait_for(|stop| *stop) => {},
         }
     });
+    // Every replica: the OutgoingWebhook cache (events are queued from the endpoint too).
+    let sender =
+        crate::outgoing::send::Sender::new(crate::outgoing::egress::EgressPolicy::new(options.egress_allow.clone()))
+            .map_err(StartError::HttpClient)?;
+    let (outgoing, hook_writer) = crate::outgoing::dispatch::Outgoing::new(client.clone(), sender);
+    let mut watch_stop = stop_rx.clone();
+    tokio::spawn(crate::outgoing::dispatch::watch(
+        client.clone(),
+        options.settings.namespace.clone(),
+        hook_writer,
+        async move {
+            let _ = watch_stop.wait_for(|stop| *stop).await;
+        },
+    ));
+    outgoing.wait_ready(std::time::Duration::from_secs(10)).await;
+
     let endpoint_ready = Arc::new(AtomicBool::new(false));
     let endpoint_state = Arc::new(EndpointState {
         client: client.clone(),
@@ -117,6 +137,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         last_delivery_write: Default::default(),
         default_windows: options.settings.default_windows.clone(),
         ready: endpoint_ready.clone(),
+        outgoing: outgoing.clone(),
     });
     let trigger_listener = tokio::net::TcpListener::bind(options.trigger_addr)
         .await
@@ -137,7 +158,8 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         }
     });
 
-    // The leader only: the controllers that write (applications, Webhook status).
+    // The leader only: the controllers that write (applications, Webhook status) and the
+    // outgoing-webhook dispatcher (so no delivery is sent by two replicas).
     let (leadership, election) = match options.election.clone() {
         Some(config) => {
             tracing::info!(identity = %config.identity, lease = %config.lease_name, namespace = %config.namespace, "leader election on: the controllers start once this replica holds the lease");
@@ -146,10 +168,11 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         }
         None => (Leadership::always(), None),
     };
-    let context = Arc::new(Context::new(client.clone(), config, git, options.settings.clone()));
+    let context = Arc::new(Context::new(client.clone(), config, git, options.settings.clone(), outgoing.clone()));
     let controllers = tokio::spawn(run_controllers(
         leadership.clone(),
         context,
+        outgoing,
         client,
         options.settings.namespace.clone(),
         stop_rx.clone(),
@@ -178,10 +201,11 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Waits for leadership (or shutdown), then runs both controllers until shutdown.
+/// Waits for leadership (or shutdown), then runs the controllers and the dispatcher until shutdown.
 async fn run_controllers(
     mut leadership: Leadership,
     context: Arc<Context>,
+    outgoing: Arc<crate::outgoing::dispatch::Outgoing>,
     client: kube::Client,
     namespace: Option<String>,
     mut stop: watch::Receiver<bool>,
@@ -198,8 +222,9 @@ async fn run_controllers(
     };
     let webhook_controller = controller::webhooks::controller(&client, namespace.as_deref());
     let webhooks = controller::webhooks::run(webhook_controller, client, stopped(stop.clone()));
+    let dispatcher = outgoing.run(stopped(stop.clone()));
     let applications = controller::run(context, stopped(stop));
-    futures::join!(webhooks, applications);
+    futures::join!(webhooks, applications, dispatcher);
 }
 
 async fn load_kubeconfig(path: &std::path::Path) -> Result<kube::Config, StartError> {

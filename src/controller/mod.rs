@@ -4,6 +4,7 @@ mod claim;
 mod credentials;
 mod error;
 mod events;
+mod notify;
 mod pipeline;
 mod status;
 pub mod webhooks;
@@ -53,10 +54,18 @@ pub struct Context {
     pub deployer: Deployer,
     pub recorder: Recorder,
     pub settings: Settings,
+    /// Outgoing webhooks: events and deployment gates.
+    pub outgoing: Arc<crate::outgoing::dispatch::Outgoing>,
 }
 
 impl Context {
-    pub fn new(client: Client, config: kube::Config, git: GitCache, settings: Settings) -> Self {
+    pub fn new(
+        client: Client,
+        config: kube::Config,
+        git: GitCache,
+        settings: Settings,
+        outgoing: Arc<crate::outgoing::dispatch::Outgoing>,
+    ) -> Self {
         let reporter = Reporter { controller: "tugboat".into(), instance: std::env::var("POD_NAME").ok() };
         Self {
             deployer: Deployer::new(client.clone(), config),
@@ -64,6 +73,7 @@ impl Context {
             client,
             git,
             settings,
+            outgoing,
         }
     }
 }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use super::claim::{self, Claim};
-use super::{Context, Error, FINALIZER, RECONCILE_REQUESTED_ANNOTATION, credentials, events, status};
+use super::{Context, Error, FINALIZER, RECONCILE_REQUESTED_ANNOTATION, credentials, events, notify, status};
 use crate::api::{DeploymentRecord, DeploymentResult, GitOpsApplication, GitOpsApplicationStatus, UpdateMechanism};
 use crate::conditions::{self, DEFERRED, HEALTHY, READY, RECONCILING, STALLED, reasons};
 use crate::deploy::plan::{self, Owner};
@@ -76,6 +76,9 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
     let namespace = app.namespace().ok_or(Error::NoNamespace)?;
     let spec = &app.spec;
     let mut run = Run { app, api, status: app.status.clone().unwrap_or_default(), generation: app.metadata.generation };
+    if app.status.as_ref().and_then(|s| s.observed_generation).is_none() {
+        notify::created(context, app).await;
+    }
     run.status.observed_generation = run.generation;
 
     // Check: a spec that can never work stalls until it changes (no hot loop).
@@ -241,6 +244,9 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
             },
         );
     }
+    let previous_revision = run.status.last_applied_revision.clone();
+    let mut hook_event =
+        notify::deployment(app, &deploy_id, &revision.name, previous_revision, restart_trigger.as_ref(), &variables);
     run.condition(RECONCILING, true, reasons::DEPLOYING, format!("deploying revision {}", revision.name));
     status::write(api, app, &run.status).await?;
     let (event, verb) =
@@ -261,12 +267,22 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
             .map_or(RestartSelection::None, |t| RestartSelection::from_entries(&t.rollout_restart)),
         health_timeout,
     };
-    let result =
-        context.deployer.deploy(request).instrument(tracing::info_span!("apply", deploy_id = %deploy_id)).await;
+    // BeforeDeployment gates decide whether anything is applied at all.
+    let gate = notify::started(context, app, hook_event.clone()).await;
+    let result = match &gate {
+        Ok(()) => Some(
+            context.deployer.deploy(request).instrument(tracing::info_span!("apply", deploy_id = %deploy_id)).await,
+        ),
+        Err(_) => None,
+    };
     conditions::clear(&mut run.status.conditions, RECONCILING);
     let finished = now();
     let (ok, reason, message, retry) = match result {
-        Ok(outcome) => {
+        None => {
+            let why = gate.err().unwrap_or_default();
+            (false, reasons::GATE_FAILED, format!("revision {}: {why}; nothing was applied", revision.name), interval)
+        }
+        Some(Ok(outcome)) => {
             run.status.inventory = outcome.inventory;
             run.status.last_applied_revision = Some(revision.name.clone());
             run.status.last_applied_fingerprint = Some(fingerprint);
@@ -283,7 +299,12 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
             match outcome.unhealthy {
                 None => {
                     run.condition(HEALTHY, true, reasons::HEALTHY, "every changed workload rolled out");
-                    (true, reasons::SUCCEEDED, summary, interval)
+                    hook_event.restarted =
+                        run.status.deployments.last().map(|d| d.restarted.clone()).unwrap_or_default();
+                    match notify::after_gates(context, app, hook_event.clone()).await {
+                        Ok(()) => (true, reasons::SUCCEEDED, summary, interval),
+                        Err(why) => (false, reasons::GATE_FAILED, format!("{summary}, but {why}"), interval),
+                    }
                 }
                 Some(why) => {
                     run.condition(HEALTHY, false, reasons::HEALTH_CHECK_FAILED, why.clone());
@@ -291,7 +312,7 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
                 }
             }
         }
-        Err(error) => {
+        Some(Err(error)) => {
             let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval };
             (false, error.reason(), format!("revision {}: {error}", revision.name), retry)
         }
@@ -305,12 +326,14 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
     run.condition(READY, ok, reason, message.clone());
     status::write(api, app, &run.status).await?;
     let event_reason = if ok { "DeploymentSucceeded" } else { "DeploymentFailed" };
-    events::publish(context, app, !ok, event_reason, message).await;
+    events::publish(context, app, !ok, event_reason, message.clone()).await;
+    notify::finished(context, app, hook_event, ok, &message).await;
     Ok(Action::requeue(retry))
 }
 
 /// Deletion: with `prune: true`, delete every object the application created.
 async fn cleanup(app: &GitOpsApplication, context: &Context) -> Result<Action, Error> {
+    notify::deleted(context, app).await;
     if !app.spec.prune {
         return Ok(Action::await_change());
     }
@@ -340,6 +363,9 @@ async fn defer(
     let message = format!("outside the change window; held until {when}");
     let newly = run.status.pending_trigger.as_ref().map(|t| t.sequence) != trigger.as_ref().map(|t| t.sequence)
         || conditions::get(&run.status.conditions, DEFERRED).is_none();
+    if newly {
+        notify::deferred(context, run.app, trigger.as_ref(), &message).await;
+    }
     run.status.pending_trigger = trigger.map(|mut t| {
         t.next_window_start = next_open.map(Time);
         t

@@ -189,7 +189,22 @@ async fn handle(
         names.push(name);
     }
     tracing::info!(webhook = %webhook.name_any(), %namespace, trigger = %trigger_id, applications = ?names, "trigger recorded");
+    received(state, &targets, &record);
     reply::accepted(&trigger_id, &names, deferred_until(state, &targets, &record, now))
+}
+
+/// Tells outgoing webhooks (`trigger.received`) in the background: the trigger is already
+/// durable, and the caller's 202 should not wait on hook status writes.
+fn received(state: &EndpointState, targets: &[GitOpsApplication], record: &TriggerRecord) {
+    for app in targets {
+        let mut data =
+            crate::outgoing::event::for_application(app, crate::api::EventType::TriggerReceived, &record.source);
+        data.status = Some("received".into());
+        data.variables.extend(record.variables.clone());
+        data.restarted = record.rollout_restart.clone();
+        let (outgoing, app, id) = (state.outgoing.clone(), app.clone(), record.id.clone());
+        tokio::spawn(async move { outgoing.emit(&app, data, &id).await });
+    }
 }
 
 /// When the change windows of the targets will let the trigger run, if not now (the latest).

@@ -48,6 +48,8 @@ pub struct EndpointState {
     pub last_delivery_write: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// False until the Webhook cache has synced: requests answer 503 meanwhile.
     pub ready: Arc<AtomicBool>,
+    /// Outgoing webhooks, told of each recorded trigger (`trigger.received`).
+    pub outgoing: Arc<crate::outgoing::dispatch::Outgoing>,
 }
 
 /// The router; unknown paths and methods answer in JSON like known ones.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::api::{EventData, EventType};
+use crate::api::{EventData, EventType, GitOpsApplication};
 
 /// The wire name of an event type (`deployment.started`, ...).
 pub fn name(event: EventType) -> &'static str {
@@ -58,6 +58,30 @@ pub fn variables(data: &EventData) -> BTreeMap<String, String> {
         vars.insert(key.to_owned(), value);
     }
     vars
+}
+
+/// The fields every event of `app` carries; the caller fills in the deployment's.
+/// `triggered_by`: a trigger's source (`Webhook/NAME (provider)`), `git` or `kubernetes`.
+pub fn for_application(app: &GitOpsApplication, event: EventType, triggered_by: &str) -> EventData {
+    use kube::ResourceExt;
+    let mut variables = app.spec.variables.clone();
+    if let Some(status) = &app.status {
+        variables.extend(status.variables.clone());
+    }
+    EventData {
+        event,
+        triggered_at: jiff::Timestamp::now().to_string(),
+        triggered_by: triggered_by.to_owned(),
+        app_id: app.name_any(),
+        env_id: app.namespace().unwrap_or_default(),
+        deploy_id: None,
+        revision: None,
+        previous_revision: None,
+        status: None,
+        message: None,
+        restarted: Vec::new(),
+        variables,
+    }
 }
 
 /// The payload sent when the hook sets none: the event itself.

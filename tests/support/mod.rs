@@ -9,5 +9,6 @@ pub mod git_repo;
 pub mod git_server;
 pub mod http;
 pub mod operator;
+pub mod receiver;
 pub mod schemas;
 pub mod ssh_server;

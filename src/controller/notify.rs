@@ -1,0 +1,80 @@
+//! What the deployment pipeline tells outgoing webhooks, and the gates it waits on: small
+//! helpers so the pipeline reads as a pipeline. Events are queued durably by the dispatcher.
+
+use crate::api::{EventData, EventType, GitOpsApplication, HookGate, TriggerRecord};
+use crate::outgoing::event::for_application;
+
+use super::Context;
+
+fn triggered_by(trigger: Option<&TriggerRecord>) -> String {
+    trigger.map_or_else(|| "git".to_owned(), |t| t.source.clone())
+}
+
+/// `application.created`: sent once per application (its first reconcile).
+pub async fn created(context: &Context, app: &GitOpsApplication) {
+    let mut data = for_application(app, EventType::ApplicationCreated, "kubernetes");
+    data.status = Some("created".into());
+    context.outgoing.emit(app, data, "created").await;
+}
+
+/// `application.deleted`.
+pub async fn deleted(context: &Context, app: &GitOpsApplication) {
+    let mut data = for_application(app, EventType::ApplicationDeleted, "kubernetes");
+    data.status = Some("deleted".into());
+    context.outgoing.emit(app, data, "deleted").await;
+}
+
+/// `deployment.deferred`, once per held trigger (its sequence) or held change.
+pub async fn deferred(context: &Context, app: &GitOpsApplication, trigger: Option<&TriggerRecord>, message: &str) {
+    let mut data = for_application(app, EventType::DeploymentDeferred, &triggered_by(trigger));
+    data.status = Some("deferred".into());
+    data.message = Some(message.to_owned());
+    let occurrence = match trigger {
+        Some(t) => format!("deferred/{}/{}", t.id, t.sequence),
+        None => format!("deferred/{}", app.metadata.generation.unwrap_or_default()),
+    };
+    context.outgoing.emit(app, data, &occurrence).await;
+}
+
+/// The data of a deployment's events (`deployment.started` until changed); `variables` are
+/// the ones it renders with.
+pub fn deployment(
+    app: &GitOpsApplication,
+    deploy_id: &str,
+    revision: &str,
+    previous_revision: Option<String>,
+    trigger: Option<&TriggerRecord>,
+    variables: &std::collections::BTreeMap<String, String>,
+) -> EventData {
+    let mut data = for_application(app, EventType::DeploymentStarted, &triggered_by(trigger));
+    data.variables = variables.clone();
+    data.deploy_id = Some(deploy_id.to_owned());
+    data.revision = Some(revision.to_owned());
+    data.previous_revision = previous_revision;
+    data
+}
+
+/// `deployment.started`, then the `BeforeDeployment` gates. `Err` says which hook failed and why.
+pub async fn started(context: &Context, app: &GitOpsApplication, mut data: EventData) -> Result<(), String> {
+    data.status = Some("started".into());
+    let occurrence = data.deploy_id.clone().unwrap_or_default();
+    context.outgoing.emit(app, data.clone(), &occurrence).await;
+    context.outgoing.gate(app, HookGate::BeforeDeployment, data, &occurrence).await
+}
+
+/// The `AfterDeployment` gates of a healthy deployment. `Err` says which hook failed and why.
+pub async fn after_gates(context: &Context, app: &GitOpsApplication, mut data: EventData) -> Result<(), String> {
+    data.event = EventType::DeploymentFinished;
+    data.status = Some("succeeded".into());
+    let occurrence = data.deploy_id.clone().unwrap_or_default();
+    context.outgoing.gate(app, HookGate::AfterDeployment, data, &occurrence).await
+}
+
+/// `deployment.finished` with `succeeded` or `failed`.
+pub async fn finished(context: &Context, app: &GitOpsApplication, mut data: EventData, ok: bool, message: &str) {
+    data.event = EventType::DeploymentFinished;
+    data.status = Some(if ok { "succeeded" } else { "failed" }.into());
+    data.message = Some(message.to_owned());
+    let occurrence = data.deploy_id.clone().unwrap_or_default();
+    context.outgoing.emit(app, data, &occurrence).await;
+}

@@ -1,0 +1,270 @@
+//! One step of a delivery: an attempt (send, then decide on a retry) or one poll of the status
+//! URL. The caller persists the pending delivery before and the outcome after.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::hook::{self, Prepared};
+use super::retry::{self, Attempt, Decision};
+use super::send::{Request, SendError, Sender};
+use super::sign;
+use super::wait::{self, PollState};
+use crate::api::{DeliveryRecord, OutgoingWebhook, PendingDelivery};
+
+/// Delivery results as status shows them.
+pub mod results {
+    pub const SUCCEEDED: &str = "succeeded";
+    pub const FAILED: &str = "failed";
+    pub const RETRYING: &str = "retrying";
+    pub const WAITING: &str = "waiting";
+    pub const CANCELED: &str = "canceled";
+    pub const TERMINAL: &str = "terminal";
+}
+
+/// What a step produced.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The attempt or poll, for `status.deliveries`.
+    pub record: DeliveryRecord,
+    /// Finished (the pending delivery goes away) or continues at `pending.next_at`.
+    pub done: bool,
+    /// The failure is the hook's configuration (template, secret, SSRF refusal), not the receiver.
+    pub config_error: bool,
+}
+
+fn now() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
+fn later(after: Duration) -> Time {
+    let span = jiff::SignedDuration::try_from(after).unwrap_or(jiff::SignedDuration::from_secs(3600));
+    Time(now().checked_add(span).unwrap_or_else(|_| now()))
+}
+
+/// Runs the next step of `pending` (whose `attempt` already counts an attempt about to be
+/// sent), updating its `next_at`, `status_url`, `wait_until` and `progress`.
+pub async fn step(
+    sender: &Sender,
+    hook: &OutgoingWebhook,
+    secret: Result<Option<Vec<u8>>, String>,
+    pending: &mut PendingDelivery,
+    jitter: f64,
+) -> Step {
+    let record = DeliveryRecord {
+        id: pending.id.clone(),
+        event: pending.data.event,
+        application: pending.data.app_id.clone(),
+        at: Time(now()),
+        attempt: pending.attempt,
+        http_status: None,
+        duration_ms: None,
+        result: results::FAILED.into(),
+        error: None,
+        progress: pending.progress.clone(),
+    };
+    let fail = |mut record: DeliveryRecord, error: String, config_error: bool| {
+        record.result = results::FAILED.into();
+        record.error = Some(error);
+        Step { record, done: true, config_error }
+    };
+    let secret = match secret {
+        Ok(secret) => secret,
+        Err(error) => return fail(record, error, true),
+    };
+    let prepared = match hook::prepare(&hook.spec, &pending.data, &pending.id) {
+        Ok(prepared) => prepared,
+        Err(error) => return fail(record, error.to_string(), true),
+    };
+    match pending.status_url.clone() {
+        None => attempt(sender, hook, secret.as_deref(), prepared, pending, record, jitter).await,
+        Some(url) => poll(sender, hook, secret.as_deref(), prepared, url, pending, record).await,
+    }
+}
+
+/// Signs and sends; `body` `None` sends no body (GET) and signs the empty string.
+async fn send(
+    sender: &Sender,
+    secret: Option<&[u8]>,
+    id: &str,
+    method: reqwest::Method,
+    url: String,
+    prepared: &Prepared,
+    body: Option<&super::format::Body>,
+) -> Result<super::send::Response, SendError> {
+    let mut headers = prepared.headers.clone();
+    if let Some(body) = body {
+        headers.push(("content-type".into(), body.content_type.into()));
+    }
+    let bytes = body.map(|b| b.bytes.clone());
+    let timestamp = now().as_second();
+    match secret {
+        Some(secret) => {
+            let signed = sign::headers(secret, id, timestamp, bytes.as_deref().unwrap_or_default())
+                .map_err(|e| SendError::Invalid(format!("spec.secretRef: {e}")))?;
+            headers.extend(signed.into_iter().map(|(name, value)| (name.to_owned(), value)));
+        }
+        // Unsigned calls still carry the id receivers deduplicate retries on.
+        None => {
+            headers.push(("webhook-id".into(), id.to_owned()));
+            headers.push(("webhook-timestamp".into(), timestamp.to_string()));
+        }
+    }
+    sender.send(&Request { method, url, headers, body: bytes }).await
+}
+
+async fn attempt(
+    sender: &Sender,
+    hook: &OutgoingWebhook,
+    secret: Option<&[u8]>,
+    prepared: Prepared,
+    pending: &mut PendingDelivery,
+    mut record: DeliveryRecord,
+    jitter: f64,
+) -> Step {
+    let policy = match hook::backoff(&hook.spec) {
+        Ok(policy) => policy,
+        Err(error) => return Step { record: with_error(record, error), done: true, config_error: true },
+    };
+    let result = send(
+        sender,
+        secret,
+        &pending.id,
+        prepared.method.clone(),
+        prepared.url.clone(),
+        &prepared,
+        prepared.body.as_ref(),
+    )
+    .await;
+    let attempt_number = u32::try_from(pending.attempt.max(1)).unwrap_or(1);
+    let (outcome, response) = match result {
+        Ok(response) => {
+            record.http_status = Some(i32::from(response.status));
+            record.duration_ms = i64::try_from(response.duration.as_millis()).ok();
+            let retry_after = response.retry_after.as_deref().and_then(|v| retry::parse_retry_after(v, now()));
+            (Attempt::Status { code: response.status, retry_after }, Some(response))
+        }
+        Err(SendError::Transport { message, duration }) => {
+            record.duration_ms = i64::try_from(duration.as_millis()).ok();
+            record.error = Some(message);
+            (Attempt::Transport, None)
+        }
+        Err(SendError::Blocked(message) | SendError::Invalid(message)) => {
+            return Step { record: with_error(record, message), done: true, config_error: true };
+        }
+    };
+    match retry::decide(&policy, attempt_number, outcome, jitter) {
+        Decision::Done => {
+            let Some(wait_spec) = &hook.spec.wait_for_completion else {
+                record.result = results::SUCCEEDED.into();
+                return Step { record, done: true, config_error: false };
+            };
+            let response = response.unwrap_or_else(unreachable_response);
+            let url = match wait::status_url(wait_spec, &prepared.url, response.location.as_deref(), &response.body) {
+                Ok(url) => url,
+                Err(error) => {
+                    return Step { record: with_error(record, error.to_string()), done: true, config_error: false };
+                }
+            };
+            let interval = wait_spec.poll_interval.parse().unwrap_or(Duration::from_secs(10));
+            let timeout = wait_spec.timeout.parse().unwrap_or(Duration::from_secs(1800));
+            pending.status_url = Some(url);
+            pending.wait_until = Some(later(timeout));
+            pending.next_at = later(interval);
+            record.result = results::WAITING.into();
+            Step { record, done: false, config_error: false }
+        }
+        Decision::RetryAfter(wait) => {
+            pending.next_at = later(wait);
+            record.result = results::RETRYING.into();
+            if record.error.is_none() {
+                record.error = record.http_status.map(|s| format!("HTTP {s}; retrying in {}s", wait.as_secs()));
+            }
+            Step { record, done: false, config_error: false }
+        }
+        Decision::GiveUp(why) => {
+            let error = match (record.error.take(), record.http_status) {
+                (Some(previous), _) => format!("{previous}; {why}"),
+                (None, Some(status)) if !why.contains(&status.to_string()) => format!("HTTP {status}; {why}"),
+                (None, _) => why,
+            };
+            Step { record: with_error(record, error), done: true, config_error: false }
+        }
+    }
+}
+
+#[cold]
+fn unreachable_response() -> super::send::Response {
+    // `Decision::Done` only follows a 2xx status, which only a response carries.
+    super::send::Response { status: 200, location: None, retry_after: None, body: Vec::new(), duration: Duration::ZERO }
+}
+
+fn with_error(mut record: DeliveryRecord, error: String) -> DeliveryRecord {
+    record.result = results::FAILED.into();
+    record.error = Some(error);
+    record
+}
+
+async fn poll(
+    sender: &Sender,
+    hook: &OutgoingWebhook,
+    secret: Option<&[u8]>,
+    prepared: Prepared,
+    url: String,
+    pending: &mut PendingDelivery,
+    mut record: DeliveryRecord,
+) -> Step {
+    let Some(wait_spec) = &hook.spec.wait_for_completion else {
+        // The hook stopped waiting since the call: the call itself succeeded.
+        record.result = results::SUCCEEDED.into();
+        return Step { record, done: true, config_error: false };
+    };
+    if pending.wait_until.as_ref().is_some_and(|until| until.0 <= now()) {
+        let timeout = wait_spec.timeout.to_string();
+        return Step {
+            record: with_error(
+                record,
+                format!("no final status from {url} within {timeout} (waitForCompletion.timeout)"),
+            ),
+            done: true,
+            config_error: false,
+        };
+    }
+    let interval = wait_spec.poll_interval.parse().unwrap_or(Duration::from_secs(10));
+    pending.next_at = later(interval);
+    record.result = results::WAITING.into();
+    match send(sender, secret, &pending.id, reqwest::Method::GET, url.clone(), &prepared, None).await {
+        Ok(response) => {
+            record.http_status = Some(i32::from(response.status));
+            record.duration_ms = i64::try_from(response.duration.as_millis()).ok();
+            if !(200..300).contains(&response.status) {
+                record.error = Some(format!("status poll of {url}: HTTP {}", response.status));
+                return Step { record, done: false, config_error: false };
+            }
+            match wait::read_poll(wait_spec, &response.body) {
+                Ok((state, progress)) => {
+                    if progress.is_some() {
+                        pending.progress = progress.clone();
+                        record.progress = progress;
+                    }
+                    let (result, done) = match state {
+                        PollState::Success => (results::SUCCEEDED, true),
+                        PollState::Canceled => (results::CANCELED, true),
+                        PollState::Terminal => (results::TERMINAL, true),
+                        PollState::Running => (results::WAITING, false),
+                    };
+                    record.result = result.into();
+                    Step { record, done, config_error: false }
+                }
+                Err(error) => Step { record: with_error(record, error.to_string()), done: true, config_error: true },
+            }
+        }
+        Err(SendError::Transport { message, .. }) => {
+            record.error = Some(format!("status poll of {url}: {message}"));
+            Step { record, done: false, config_error: false }
+        }
+        Err(SendError::Blocked(message) | SendError::Invalid(message)) => {
+            Step { record: with_error(record, message), done: true, config_error: true }
+        }
+    }
+}
