@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the operator: the GitOpsApplication controller and the probe server.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Render a directory (or file) of manifests with variables and print the result, as the operator would.
     Render(RenderArgs),
     /// Print the CustomResourceDefinitions (apply them with `tugboat crds | kubectl apply -f -`).
@@ -124,7 +124,7 @@ pub fn main() -> ExitCode {
             Err(error) => fail(format!("cannot render the CRDs: {error}")),
         },
         Command::Render(args) => render(args),
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
     }
 }
 
