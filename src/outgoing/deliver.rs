@@ -33,6 +33,27 @@ pub struct Step {
     pub config_error: bool,
 }
 
+/// Longest `progress` kept from a receiver's answer (it goes into status).
+pub const MAX_PROGRESS: usize = 256;
+/// Longest `error` kept in a delivery record.
+pub const MAX_ERROR: usize = 1024;
+/// Longest status URL accepted from a receiver.
+pub const MAX_STATUS_URL: usize = 2048;
+
+/// Cuts `text` to at most `max` bytes at a character boundary: receivers control it, and it is
+/// written to the API server.
+pub fn bounded(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub(3);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+    text
+}
+
 fn now() -> jiff::Timestamp {
     jiff::Timestamp::now()
 }
@@ -76,10 +97,14 @@ pub async fn step(
         Ok(prepared) => prepared,
         Err(error) => return fail(record, error.to_string(), true),
     };
-    match pending.status_url.clone() {
+    let mut step = match pending.status_url.clone() {
         None => attempt(sender, hook, secret.as_deref(), prepared, pending, record, jitter).await,
         Some(url) => poll(sender, hook, secret.as_deref(), prepared, url, pending, record).await,
-    }
+    };
+    step.record.error = step.record.error.take().map(|e| bounded(e, MAX_ERROR));
+    step.record.progress = step.record.progress.take().map(|p| bounded(p, MAX_PROGRESS));
+    pending.progress = pending.progress.take().map(|p| bounded(p, MAX_PROGRESS));
+    step
 }
 
 /// Signs and sends; `body` `None` sends no body (GET) and signs the empty string.
@@ -161,6 +186,10 @@ async fn attempt(
             };
             let response = response.unwrap_or_else(unreachable_response);
             let url = match wait::status_url(wait_spec, &prepared.url, response.location.as_deref(), &response.body) {
+                Ok(url) if url.len() > MAX_STATUS_URL => {
+                    let error = format!("the status URL is longer than {MAX_STATUS_URL} bytes");
+                    return Step { record: with_error(record, error), done: true, config_error: false };
+                }
                 Ok(url) => url,
                 Err(error) => {
                     return Step { record: with_error(record, error.to_string()), done: true, config_error: false };
@@ -266,5 +295,18 @@ async fn poll(
         Err(SendError::Blocked(message) | SendError::Invalid(message)) => {
             Step { record: with_error(record, message), done: true, config_error: true }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded;
+
+    #[test]
+    fn bounded_cuts_at_a_character_boundary() {
+        assert_eq!(bounded("short".into(), 10), "short");
+        assert_eq!(bounded("abcdefghijkl".into(), 8), "abcde...");
+        let cut = bounded("ééééééé".into(), 8);
+        assert!(cut.len() <= 8 && cut.ends_with("..."), "{cut}");
     }
 }

@@ -103,7 +103,7 @@ impl Outgoing {
                     if status.pending.iter().any(|p| p.id == id) || status.deliveries.iter().any(|d| d.id == id) {
                         return false;
                     }
-                    status.pending.push(pending);
+                    status.pending.push(pending.clone());
                     let excess = status.pending.len().saturating_sub(MAX_PENDING);
                     for dropped in status.pending.drain(..excess) {
                         tracing::warn!(hook = %hook.name_any(), id = %dropped.id, "too many pending deliveries: dropped the oldest");
@@ -366,12 +366,14 @@ impl Outgoing {
     }
 
     /// Reads the hook fresh, lets `change` edit its status, and writes it (server-side apply)
-    /// when `change` says it changed something. Writes to one hook are serialised here.
+    /// when `change` says it changed something. Writes to one hook are serialised here, and
+    /// the apply names the resourceVersion it was computed from, so a concurrent write (another
+    /// replica queuing an event) makes it run `change` again on a fresh read.
     /// Returns the hook as read (`None` when it is gone).
     async fn update(
         &self,
         hook: &OutgoingWebhook,
-        change: impl FnOnce(&mut OutgoingWebhookStatus) -> bool,
+        mut change: impl FnMut(&mut OutgoingWebhookStatus) -> bool,
     ) -> Result<Option<OutgoingWebhook>, kube::Error> {
         let namespace = hook.namespace().unwrap_or_default();
         let name = hook.name_any();
@@ -384,17 +386,26 @@ impl Outgoing {
         };
         let _guard = lock.lock().await;
         let api: Api<OutgoingWebhook> = Api::namespaced(self.client.clone(), &namespace);
-        let Some(fresh) = api.get_opt(&name).await? else { return Ok(None) };
-        let mut status = fresh.status.clone().unwrap_or_default();
-        if change(&mut status) {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let Some(fresh) = api.get_opt(&name).await? else { return Ok(None) };
+            let mut status = fresh.status.clone().unwrap_or_default();
+            if !change(&mut status) {
+                return Ok(Some(fresh));
+            }
             let patch = serde_json::json!({
                 "apiVersion": OutgoingWebhook::api_version(&()),
                 "kind": OutgoingWebhook::kind(&()),
+                "metadata": {"name": name, "resourceVersion": fresh.resource_version()},
                 "status": status,
             });
-            api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+            match api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await {
+                Ok(_) => return Ok(Some(fresh)),
+                Err(kube::Error::Api(error)) if error.code == 409 && tries < 5 => continue,
+                Err(error) => return Err(error),
+            }
         }
-        Ok(Some(fresh))
     }
 }
 
