@@ -240,6 +240,18 @@ async fn retries_keep_one_webhook_id_and_410_stops_at_once() {
     assert_eq!((ready.as_str(), reason.as_str()), ("False", "DeliveryFailed"), "{message}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(receiver.requests_to("/gone").len(), 1, "410 is never retried");
+
+    // Deliveries are counted by result on /metrics.
+    let metrics = support::http::request(f.operator.probe_port, "GET", "/metrics", &[], b"").await;
+    let count = |result: &str| {
+        metrics
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("tugboat_deliveries_total{{result=\"{result}\"}} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(count("retrying") >= 2.0 && count("succeeded") >= 1.0 && count("failed") >= 1.0, "{}", metrics.body);
 }
 
 /// A wait-for-completion hook on `path`, reading `$.state` and `$.progress`.
@@ -474,4 +486,55 @@ async fn an_operator_killed_during_a_retry_series_resumes_it_without_a_second_fi
     let ids: Vec<_> = calls.iter().map(|c| c.header("webhook-id")).collect();
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     assert!(deliveries.iter().all(|d| Some(d.id.as_str()) == ids[0]));
+}
+
+#[tokio::test]
+async fn deferred_created_and_deleted_events_are_sent_once_also_across_a_restart() {
+    let Some(mut f) = Fixture::start("owh-lifecycle", &demo_manifests(), ALLOW_LOOPBACK).await else { return };
+    let receiver = Receiver::start().await;
+    create_hook(
+        &f,
+        "lifecycle",
+        json!({"url": receiver.url("/life"), "triggers": ["application.created", "deployment.deferred", "application.deleted"],
+               "payload": {"event": "${event}", "status": "${status}", "message": "${message}", "app": "${app_id}"}}),
+    )
+    .await;
+    // A deny window that is always open holds every deployment back.
+    let closed =
+        json!({"changeWindows": [{"kind": "deny", "schedule": "* * * * *", "duration": "2h", "timeZone": "UTC"}]});
+    f.create_app("shop", f.app_spec(closed)).await;
+    let calls = wait_requests(&receiver, "/life", 2).await;
+    let events: Vec<Value> = calls.iter().map(|c| c.json()).collect();
+    assert_eq!(events[0]["event"], "application.created", "{events:?}");
+    assert_eq!(events[1]["event"], "deployment.deferred", "{events:?}");
+    assert_eq!(events[1]["status"], "deferred");
+    assert!(events[1]["message"].as_str().is_some_and(|m| m.contains("outside the change window")), "{events:?}");
+
+    // A restart re-runs the reconcile; nothing is sent again.
+    f.operator.kill();
+    f.operator = Operator::start(&f.ns.name, ALLOW_LOOPBACK).await;
+    f.request_reconcile("shop").await;
+    f.wait_app("shop", "reconciled after the restart", |a| {
+        a.status.as_ref().and_then(|s| s.last_handled_reconcile_at.as_ref()).is_some()
+    })
+    .await;
+
+    f.apps().delete("shop", &Default::default()).await.expect("delete");
+    let calls = wait_requests(&receiver, "/life", 3).await;
+    assert_eq!(calls[2].json()["event"], "application.deleted");
+    assert_eq!(calls[2].json()["app"], "shop");
+    // Give a duplicate every chance to show up, then count.
+    let hook =
+        wait_hook(&f, "lifecycle", "three deliveries", |d| d.iter().filter(|d| d.result == "succeeded").count() >= 3)
+            .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let events: Vec<String> = receiver
+        .requests_to("/life")
+        .iter()
+        .map(|c| c.json()["event"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(events, ["application.created", "deployment.deferred", "application.deleted"], "each once");
+    let ids: std::collections::BTreeSet<_> =
+        hook.status.expect("status").deliveries.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(ids.len(), 3);
 }
