@@ -173,6 +173,28 @@ async fn concurrent_ensures_of_one_revision_fetch_once() {
     assert_eq!((f.cache.fetch_count(), f.server.fetch_count(REPO)), (2, 2));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_resolves_shares_ls_remotes_but_never_answers_older_than_the_question() {
+    let f = Fixture::new(false);
+    let first = f.push(&[("a.yaml", "a: 1\n")], "one");
+    let spec = f.spec(branch("main"));
+    f.server.clear_log();
+    // 40 applications on one repository ask at once, as after a push.
+    let asks = (0..40).map(|_| {
+        let (cache, spec) = (f.cache.clone(), spec.clone());
+        tokio::spawn(async move { cache.resolve(&spec).await })
+    });
+    for answer in futures::future::join_all(asks).await {
+        assert_eq!(answer.unwrap().unwrap().sha, first);
+    }
+    let listings = f.server.ls_remote_count(REPO);
+    assert!((1..=2).contains(&listings), "40 concurrent resolves, {listings} ls-remotes");
+
+    // A question asked after a push is never answered from a listing made before it.
+    let second = f.push(&[("a.yaml", "a: 2\n")], "two");
+    assert_eq!(f.cache.resolve(&spec).await.unwrap().sha, second);
+}
+
 #[tokio::test]
 async fn read_files_walks_directories_sorted_and_skips_what_is_not_a_manifest() {
     let f = Fixture::new(false);

@@ -32,6 +32,21 @@ struct Inner {
     options: super::CacheOptions,
     fetches: AtomicU64,
     locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    listings: Mutex<HashMap<ListingKey, Arc<tokio::sync::Mutex<Option<Listing>>>>>,
+}
+
+/// One `ls-remote` question: the same URL, arguments and credentials get the same answer.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ListingKey {
+    url: String,
+    args: Vec<String>,
+    credentials: Option<super::Credentials>,
+}
+
+/// The answer of the latest `ls-remote` for a key, and when it was asked.
+struct Listing {
+    started: Instant,
+    result: Result<String, SourceError>,
 }
 
 impl std::fmt::Debug for GitCache {
@@ -47,8 +62,8 @@ impl GitCache {
         let dir = std::path::absolute(&dir).unwrap_or(dir);
         let runner =
             Runner { home: dir.clone(), timeout: options.command_timeout, allow_file: options.allow_file_sources };
-        let locks = Mutex::new(HashMap::new());
-        GitCache { inner: Arc::new(Inner { dir, runner, options, fetches: AtomicU64::new(0), locks }) }
+        let (locks, listings) = (Mutex::default(), Mutex::default());
+        GitCache { inner: Arc::new(Inner { dir, runner, options, fetches: AtomicU64::new(0), locks, listings }) }
     }
 
     /// The cache directory.
@@ -232,8 +247,44 @@ impl GitCache {
         Arc::clone(locks.entry(repo.to_path_buf()).or_default())
     }
 
-    /// Runs `git ls-remote [flags] -- <url> [patterns]`; returns its stdout.
+    /// `git ls-remote [flags] -- <url> [patterns]`'s stdout, shared by concurrent askers.
+    ///
+    /// When many applications follow one repository, a push makes them all ask at once. An
+    /// answer is reused only by those who asked before that `ls-remote` started, so nobody
+    /// gets an answer older than their question: a burst costs one or two `ls-remote`s, not
+    /// one per application.
     async fn ls_remote(
+        &self,
+        spec: &SourceSpec,
+        url: &RepoUrl,
+        flags: &[&str],
+        patterns: &[&str],
+    ) -> Result<String, SourceError> {
+        let asked = Instant::now();
+        let key = ListingKey {
+            url: url.raw.clone(),
+            args: flags.iter().chain(patterns).map(|s| (*s).to_owned()).collect(),
+            credentials: spec.credentials.clone(),
+        };
+        let slot = {
+            let mut listings = self.inner.listings.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(listings.entry(key).or_default())
+        };
+        let mut latest = slot.lock().await;
+        if let Some(listing) = latest.as_ref()
+            && listing.started >= asked
+        {
+            return listing.result.clone();
+        }
+        let started = Instant::now();
+        let result = self.run_ls_remote(spec, url, flags, patterns).await;
+        // Kept only for those already waiting (the map holds one handle, this call another).
+        *latest = (Arc::strong_count(&slot) > 2).then(|| Listing { started, result: result.clone() });
+        result
+    }
+
+    /// Runs `git ls-remote [flags] -- <url> [patterns]`; returns its stdout.
+    async fn run_ls_remote(
         &self,
         spec: &SourceSpec,
         url: &RepoUrl,

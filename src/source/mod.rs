@@ -52,7 +52,7 @@ impl fmt::Display for GitReference {
 }
 
 /// Credentials from `spec.source.secretRef`. `Debug` never shows secrets.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Credentials {
     /// HTTP(S) basic auth, sent as an `Authorization` header.
     Basic { username: String, password: String },
