@@ -16,6 +16,8 @@ use kube::core::{Selector, SelectorExt};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
+use futures::StreamExt;
+
 use super::secrets::{SecretError, SecretKey};
 use super::{EndpointState, reply};
 use crate::api::{GitOpsApplication, TriggerRecord, Webhook, WebhookProvider};
@@ -23,6 +25,9 @@ use crate::controller::webhooks::PATH_PREFIX;
 use crate::trigger::event::{ProviderEvent, RefName, parse_event};
 use crate::trigger::query::{RolloutRestart, TriggerParams, Workload, parse_form, parse_query};
 use crate::trigger::{repo_url, signature, variables};
+
+/// Trigger writes of one call under way at once (a webhook may target many applications).
+const PARALLEL_WRITES: usize = 32;
 
 /// Provider label of calls that matched no Webhook.
 const UNKNOWN_PROVIDER: &str = "unknown";
@@ -180,13 +185,19 @@ async fn handle(
         override_window: params.override_window && webhook.spec.allow_window_override,
         next_window_start: None,
     };
-    let mut names = Vec::new();
-    for app in &targets {
-        let name = app.name_any();
-        if let Err(error) = state.triggers.record(&namespace, &name, record.clone()).await {
-            return reply::unavailable(error.to_string());
-        }
-        names.push(name);
+    // Every target's write must succeed before the 202; a webhook with many targets writes
+    // them side by side.
+    let names: Vec<String> = targets.iter().map(ResourceExt::name_any).collect();
+    let writes = futures::stream::iter(names.clone())
+        .map(|name| {
+            let (writer, namespace, record) = (state.triggers.clone(), namespace.clone(), record.clone());
+            async move { writer.record(&namespace, &name, record).await }
+        })
+        .buffer_unordered(PARALLEL_WRITES)
+        .collect::<Vec<_>>()
+        .await;
+    if let Some(Err(error)) = writes.into_iter().find(Result::is_err) {
+        return reply::unavailable(error.to_string());
     }
     tracing::info!(webhook = %webhook.name_any(), %namespace, trigger = %trigger_id, applications = ?names, "trigger recorded");
     received(state, &targets, &record);
