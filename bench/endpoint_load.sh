@@ -106,7 +106,7 @@ EOF
 # --- 2. the operator ----------------------------------------------------------------------
 TRIGGER_PORT=$(free_port)
 PROBE_PORT=$(free_port)
-RUST_LOG=${RUST_LOG:-info,kube=warn} "$TUGBOAT" run --kubeconfig "$KUBECONFIG_PATH" --namespace "$NS" \
+RUST_LOG=${RUST_LOG:-info,kube=warn} "$TUGBOAT" run --kubeconfig "$KUBECONFIG_PATH" --namespace "$NS" --leader-election-namespace "$NS" \
     --trigger-addr "127.0.0.1:$TRIGGER_PORT" --probe-addr "127.0.0.1:$PROBE_PORT" --cache-dir "$WORK/cache" \
     --rate-limit-per-source 0 \
     >/dev/null 2>"$WORK/operator.log" &

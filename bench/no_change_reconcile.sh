@@ -77,7 +77,7 @@ start_operator() {
     local namespace=$1 log=$2 port
     port=$(free_port)
     RUST_LOG=info,tugboat=debug,kube=warn "$TUGBOAT" run \
-        --kubeconfig "$KUBECONFIG_PATH" --namespace "$namespace" --allow-file-sources \
+        --kubeconfig "$KUBECONFIG_PATH" --namespace "$namespace" --leader-election-namespace "$namespace" --allow-file-sources \
         --probe-addr "127.0.0.1:$port" --cache-dir "$WORK/cache" --log-format json --concurrency "$CONCURRENCY" \
         >/dev/null 2>"$log" &
     OPERATOR_PID=$!

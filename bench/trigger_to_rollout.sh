@@ -124,7 +124,7 @@ spec:
 EOF
 TRIGGER_PORT=$(free_port)
 PROBE_PORT=$(free_port)
-RUST_LOG=${RUST_LOG:-info,kube=warn} "$TUGBOAT" run --kubeconfig "$KUBECONFIG_PATH" --namespace "$NS" --allow-file-sources \
+RUST_LOG=${RUST_LOG:-info,kube=warn} "$TUGBOAT" run --kubeconfig "$KUBECONFIG_PATH" --namespace "$NS" --leader-election-namespace "$NS" --allow-file-sources \
     --trigger-addr "127.0.0.1:$TRIGGER_PORT" --probe-addr "127.0.0.1:$PROBE_PORT" --cache-dir "$WORK/cache" \
     ${OPERATOR_ARGS:-} >/dev/null 2>"$WORK/operator.log" &
 OPERATOR_PID=$!

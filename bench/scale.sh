@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Many applications on one repository: first sync, memory when idle, and one push redeploying all.
+#
+# Against the running test control plane (`make testenv-up`; kwok nodes, so pods really start)
+# and the release binary (`cargo build --release`), it:
+#   1. creates a bare Git repository (file://) whose deploy/app.yaml holds a ConfigMap, a
+#      Deployment (1 replica) and a Service, all named ${APP} so every application owns its own,
+#   2. creates APPS GitOpsApplications (variables {APP: app-NNNN}, updates by webhook only,
+#      label bench=scale) and one generic Webhook whose targets select them all — with the
+#      operator stopped, so the first sync starts from a cold operator,
+#   3. first sync: starts `tugboat run` and times until every application is Ready at the
+#      commit (polling `kubectl get` every POLL seconds), counts the operator's git fetches
+#      (its "fetched" log lines),
+#   4. memory: waits IDLE seconds and reads the operator's VmRSS and VmHWM from /proc,
+#   5. storm: pushes a second commit (the Deployment's env changes, so every Deployment rolls
+#      out), calls the webhook once, and times until every application is Ready at the new
+#      commit; counts the fetches made meanwhile (the target is exactly 1),
+# and prints a Markdown table. It deletes what it created and is bounded in time (each wait has
+# a deadline).
+#
+# Usage: bench/scale.sh
+# Env:   APPS (default 100), CONCURRENCY (operator --concurrency, default: the operator's),
+#        POLL (seconds, default 0.5), IDLE (seconds, default 15), DEADLINE (seconds per wait,
+#        default 600), OPERATOR_ARGS, KUBECONFIG_PATH, KUBECTL, TUGBOAT, KEEP_LOGS=1
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+KUBECONFIG_PATH=${KUBECONFIG_PATH:-$ROOT/target/testenv/kubeconfig}
+KUBECTL=${KUBECTL:-$HOME/.cache/tugboat/testenv/bin/kubectl}
+TUGBOAT=${TUGBOAT:-$ROOT/target/release/tugboat}
+APPS=${APPS:-100}
+POLL=${POLL:-0.5}
+IDLE=${IDLE:-15}
+DEADLINE=${DEADLINE:-600}
+
+die() { echo "error: $*" >&2; exit 1; }
+[[ -f $KUBECONFIG_PATH ]] || die "no kubeconfig at $KUBECONFIG_PATH (run: make testenv-up)"
+[[ -x $KUBECTL ]] || die "no kubectl at $KUBECTL (run: make testenv-build)"
+[[ -x $TUGBOAT ]] || die "no binary at $TUGBOAT (run: cargo build --release)"
+for tool in git jq curl python3 awk; do command -v "$tool" >/dev/null || die "$tool is required"; done
+
+k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" --request-timeout=60s "$@"; }
+k version >/dev/null 2>&1 || die "the control plane does not answer (run: make testenv-up)"
+"$TUGBOAT" crds | k apply --server-side --force-conflicts --field-manager=tugboat-tests -f - >/dev/null
+k wait --for=condition=Established --timeout=60s crd/webhooks.tugboat.dev crd/gitopsapplications.tugboat.dev >/dev/null
+k wait --for=condition=Ready node --all --timeout="${DEADLINE}s" >/dev/null || die "the kwok nodes are not Ready"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tugboat-scale.XXXXXX")
+SUFFIX=$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+NS=bench-scale-$SUFFIX
+OPERATOR_PID=
+
+cleanup() {
+    if [[ -n $OPERATOR_PID ]] && kill -0 "$OPERATOR_PID" 2>/dev/null; then
+        kill -TERM "$OPERATOR_PID" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$OPERATOR_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$OPERATOR_PID" 2>/dev/null || true
+        wait "$OPERATOR_PID" 2>/dev/null || true
+    fi
+    if k get namespace "$NS" >/dev/null 2>&1; then
+        # Without the operator, finalizers would hold the namespace: drop them, then delete.
+        k -n "$NS" get gitopsapplications -o name 2>/dev/null |
+            xargs -r -P4 -n50 "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" -n "$NS" patch --type=merge \
+                -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+        k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
+    fi
+    if [[ ${KEEP_LOGS:-0} == 1 ]]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now_ms() { date +%s%3N; }
+progress() { printf '[scale %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# --- 1. the repository --------------------------------------------------------------------
+git init --quiet --bare --initial-branch=main "$WORK/repo.git"
+git init --quiet --initial-branch=main "$WORK/src"
+mkdir -p "$WORK/src/deploy"
+write_manifests() {
+    cat >"$WORK/src/deploy/app.yaml" <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: \${APP}-config}
+data: {release: "$1"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: \${APP}}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: \${APP}}
+  template:
+    metadata:
+      labels: {app: \${APP}}
+    spec:
+      containers:
+        - name: web
+          image: registry.example.com/web:1
+          env:
+            - {name: RELEASE, value: "$1"}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: \${APP}}
+spec:
+  selector: {app: \${APP}}
+  ports: [{port: 80}]
+EOF
+    git -C "$WORK/src" add -A
+    git -C "$WORK/src" -c user.name=bench -c user.email=bench@example.invalid commit --quiet -m "release $1"
+    git -C "$WORK/src" push --quiet "$WORK/repo.git" main
+    git -C "$WORK/src" rev-parse HEAD
+}
+FIRST=$(write_manifests 1)
+
+# --- 2. applications and the webhook (operator stopped) -----------------------------------
+k create namespace "$NS" >/dev/null
+progress "creating $APPS applications in $NS"
+python3 - "$APPS" "$WORK/repo.git" >"$WORK/apps.yaml" <<'EOF'
+import json, sys
+count, repo = int(sys.argv[1]), sys.argv[2]
+items = [{
+    "apiVersion": "tugboat.dev/v1alpha1", "kind": "GitOpsApplication",
+    "metadata": {"name": f"app-{i:04d}", "labels": {"bench": "scale"}},
+    "spec": {"source": {"repoURL": f"file://{repo}", "ref": {"branch": "main"}, "path": "deploy"},
+             "variables": {"APP": f"app-{i:04d}"}, "healthTimeout": "300s"},
+} for i in range(count)]
+items.append({"apiVersion": "tugboat.dev/v1alpha1", "kind": "Webhook", "metadata": {"name": "push"},
+              "spec": {"provider": "generic", "targets": [{"selector": {"matchLabels": {"bench": "scale"}}}]}})
+print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+EOF
+started=$(now_ms)
+k -n "$NS" apply --server-side --field-manager=bench -f "$WORK/apps.yaml" >/dev/null
+CREATE_MS=$(($(now_ms) - started))
+
+# Prints how many applications are Ready at commit $1.
+ready_at() {
+    k -n "$NS" get gitopsapplications -o json |
+        jq --arg sha "$1" '[.items[] | select(.status.lastAppliedRevision // "" | endswith($sha))
+            | select(any(.status.conditions[]?; .type == "Ready" and .status == "True"))] | length'
+}
+# Shows the applications not Ready at commit $1, with their conditions.
+not_ready() {
+    k -n "$NS" get gitopsapplications -o json | jq -r --arg sha "$1" '.items[]
+        | select((.status.lastAppliedRevision // "" | endswith($sha)) and any(.status.conditions[]?; .type == "Ready" and .status == "True") | not)
+        | "\(.metadata.name): \([.status.conditions[]? | "\(.type)=\(.status) \(.reason): \(.message)"] | join("; "))"' | head -20
+}
+# Waits until every application is Ready at commit $1; prints the elapsed ms since $2.
+wait_all_ready() {
+    local sha=$1 since=$2 until=$((SECONDS + DEADLINE)) count=0 last=-1
+    while :; do
+        count=$(ready_at "$sha")
+        if ((count != last)); then progress "$count/$APPS ready at ${sha:0:8}"; last=$count; fi
+        ((count >= APPS)) && break
+        kill -0 "$OPERATOR_PID" 2>/dev/null || { tail -20 "$WORK/operator.log" >&2; die "the operator exited"; }
+        ((SECONDS < until)) || { not_ready "$sha" >&2; die "only $count/$APPS ready after ${DEADLINE}s"; }
+        sleep "$POLL"
+    done
+    echo $(($(now_ms) - since))
+}
+fetches() { grep -c '"message":"fetched"' "$WORK/operator.log" || true; }
+
+# --- 3. first sync ------------------------------------------------------------------------
+TRIGGER_PORT=$(free_port)
+PROBE_PORT=$(free_port)
+args=(run --kubeconfig "$KUBECONFIG_PATH" --namespace "$NS" --leader-election-namespace "$NS" --allow-file-sources
+    --trigger-addr "127.0.0.1:$TRIGGER_PORT" --probe-addr "127.0.0.1:$PROBE_PORT" --cache-dir "$WORK/cache"
+    --log-format json)
+[[ -n ${CONCURRENCY:-} ]] && args+=(--concurrency "$CONCURRENCY")
+progress "starting the operator; first sync of $APPS applications"
+started=$(now_ms)
+# shellcheck disable=SC2086
+RUST_LOG=${RUST_LOG:-info,kube=warn} "$TUGBOAT" "${args[@]}" ${OPERATOR_ARGS:-} >/dev/null 2>"$WORK/operator.log" &
+OPERATOR_PID=$!
+SYNC_MS=$(wait_all_ready "$FIRST" "$started")
+SYNC_FETCHES=$(fetches)
+
+# --- 4. memory when idle ------------------------------------------------------------------
+progress "idle for ${IDLE}s, then reading the operator's memory"
+sleep "$IDLE"
+RSS_KB=$(awk '/^VmRSS:/ {print $2}' "/proc/$OPERATOR_PID/status")
+HWM_KB=$(awk '/^VmHWM:/ {print $2}' "/proc/$OPERATOR_PID/status")
+
+# --- 5. one push, one webhook call --------------------------------------------------------
+WEBHOOK_PATH=$(k -n "$NS" get webhook push -o jsonpath='{.status.webhookPath}')
+[[ -n $WEBHOOK_PATH ]] || die "the Webhook has no path"
+SECOND=$(write_manifests 2)
+before=$(fetches)
+progress "pushed ${SECOND:0:8}; calling the webhook once"
+started=$(now_ms)
+answer=$(curl -sS -o "$WORK/answer.json" -w '%{http_code}' -X POST "http://127.0.0.1:$TRIGGER_PORT$WEBHOOK_PATH")
+[[ $answer == 202 ]] || die "the webhook answered $answer: $(cat "$WORK/answer.json")"
+ANSWER_MS=$(($(now_ms) - started))
+STORM_MS=$(wait_all_ready "$SECOND" "$started")
+STORM_FETCHES=$(($(fetches) - before))
+# Where the storm's time went: when each application's deployment started (after the call)
+# and how long it took, from status.deployments.
+read -r START_MED START_MAX TOOK_MED TOOK_MAX < <(k -n "$NS" get gitopsapplications -o json |
+    jq -r --argjson t0 "$started" '[.items[] | .status.deployments[-1]
+        | def secs: sub("\\.[0-9]+"; "") | fromdateiso8601;
+          {s: ((.startedAt | secs) * 1000 - $t0), d: ((((.finishedAt // .startedAt) | secs) - (.startedAt | secs)) * 1000)}]
+        | (map(.s) | sort) as $s | (map(.d) | sort) as $d
+        | "\($s[length/2|floor]) \($s[-1]) \($d[length/2|floor]) \($d[-1])"')
+
+cpus=$(getconf _NPROCESSORS_ONLN)
+ms() { awk -v ms="$1" 'BEGIN { printf "%.1f s", ms / 1000 }'; }
+mib() { awk -v kb="$1" 'BEGIN { printf "%.1f MiB", kb / 1024 }'; }
+cat <<EOF
+
+$APPS applications (ConfigMap + Deployment + Service each) on one repository, $cpus cores
+
+| what | measured | git fetches |
+|---|---:|---:|
+| create the applications (\`kubectl apply --server-side\`, operator stopped) | $(ms "$CREATE_MS") | — |
+| first sync: operator start → all Ready at the commit | $(ms "$SYNC_MS") | $SYNC_FETCHES |
+| memory after sync, idle ${IDLE}s: VmRSS (peak VmHWM) | $(mib "$RSS_KB") ($(mib "$HWM_KB")) | — |
+| one push + one webhook call → all Ready at the new commit (202 after $ANSWER_MS ms) | $(ms "$STORM_MS") | $STORM_FETCHES |
+
+Storm breakdown (second precision, from status.deployments): deployments started a median
+$(ms "$START_MED") (last $(ms "$START_MAX")) after the call and took a median $(ms "$TOOK_MED") (longest $(ms "$TOOK_MAX")).
+EOF
