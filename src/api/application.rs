@@ -296,9 +296,12 @@ pub struct TriggerRecord {
     /// Image tag for the workload containers, from `tag=`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
-    /// Ids of later calls merged into this one while it waited.
+    /// Ids of later calls merged into this one while it waited (the first 1000; see `coalescedCount`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coalesced_ids: Vec<String>,
+    /// How many later calls were merged into this one, listed in `coalescedIds` or not.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub coalesced_count: i64,
     /// May this trigger run outside the change window (the Webhook allows it and the call asked)?
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub override_window: bool,
@@ -343,4 +346,8 @@ pub enum DeploymentResult {
     Running,
     Succeeded,
     Failed,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }

@@ -182,6 +182,7 @@ async fn handle(
         rollout_restart: restart_entries(&params),
         tag: params.tag.clone(),
         coalesced_ids: Vec::new(),
+        coalesced_count: 0,
         override_window: params.override_window && webhook.spec.allow_window_override,
         next_window_start: None,
     };

@@ -10,6 +10,9 @@ use kube::ResourceExt;
 
 use crate::api::{GitOpsApplication, TriggerRecord};
 
+/// Ids of merged calls listed in a record; more are counted in `coalesced_count` only.
+pub const MAX_LISTED_IDS: usize = 1000;
+
 /// Annotation holding the latest trigger (JSON of [`TriggerRecord`]).
 pub const TRIGGER_ANNOTATION: &str = "tugboat.dev/trigger";
 
@@ -36,7 +39,11 @@ pub fn coalesce(current: Option<TriggerRecord>, handled: i64, mut incoming: Trig
     match current {
         Some(mut merged) if merged.sequence > handled => {
             merged.sequence = last + 1;
-            merged.coalesced_ids.push(incoming.id);
+            // The annotation must stay small however many calls pile up while one waits.
+            if merged.coalesced_ids.len() < MAX_LISTED_IDS {
+                merged.coalesced_ids.push(incoming.id);
+            }
+            merged.coalesced_count += 1;
             merged.variables.extend(incoming.variables);
             merged.rollout_restart = union(merged.rollout_restart, incoming.rollout_restart);
             merged.tag = incoming.tag.or(merged.tag);
@@ -75,6 +82,7 @@ mod tests {
             rollout_restart: restart.iter().map(|r| (*r).into()).collect(),
             tag: None,
             coalesced_ids: vec![],
+            coalesced_count: 0,
             override_window: false,
             next_window_start: None,
         }
@@ -87,12 +95,24 @@ mod tests {
         let merged = coalesce(Some(first), 0, trigger("b", &[("TAG", "2")], &["statefulset/db", "deployment/web"]));
         assert_eq!(merged.id, "a");
         assert_eq!(merged.coalesced_ids, ["b"]);
+        assert_eq!(merged.coalesced_count, 1);
         assert_eq!(merged.sequence, 2);
         assert_eq!(merged.variables.get("TAG").map(String::as_str), Some("2"), "later variables win");
         assert_eq!(merged.variables.get("X").map(String::as_str), Some("x"));
         assert_eq!(merged.rollout_restart, ["deployment/web", "statefulset/db"]);
         let all = coalesce(Some(merged), 0, trigger("c", &[], &["all"]));
         assert_eq!(all.rollout_restart, ["all"]);
+    }
+
+    #[test]
+    fn a_flood_of_calls_is_counted_but_lists_a_bounded_number_of_ids() {
+        let mut record = coalesce(None, 0, trigger("first", &[], &[]));
+        for i in 0..MAX_LISTED_IDS + 500 {
+            record = coalesce(Some(record), 0, trigger(&format!("call-{i}"), &[], &[]));
+        }
+        assert_eq!(record.coalesced_ids.len(), MAX_LISTED_IDS);
+        assert_eq!(record.coalesced_count, (MAX_LISTED_IDS + 500) as i64);
+        assert!(serde_json::to_string(&record).unwrap().len() < 64 * 1024, "fits an annotation easily");
     }
 
     #[test]
