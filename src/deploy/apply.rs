@@ -79,12 +79,9 @@ impl Deployer {
             return Ok(client.clone());
         }
         let mut config = self.config.clone();
+        // No Impersonate-Group: for a ServiceAccount the API server adds its groups itself, and
+        // naming groups would need the right to impersonate any group (system:masters too).
         config.auth_info.impersonate = Some(user.clone());
-        config.auth_info.impersonate_groups = Some(vec![
-            "system:serviceaccounts".into(),
-            format!("system:serviceaccounts:{namespace}"),
-            "system:authenticated".into(),
-        ]);
         let client = Client::try_from(config)
             .map_err(|e| DeployError::Impersonation { user: user.clone(), message: e.to_string() })?;
         cache.insert(user, client.clone());

@@ -10,5 +10,6 @@ pub mod git_server;
 pub mod http;
 pub mod operator;
 pub mod receiver;
+pub mod restricted;
 pub mod schemas;
 pub mod ssh_server;

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::cluster::kubeconfig_path;
 use super::git_repo::TempDir;
 
 /// A running `tugboat run`, killed when dropped. Its log is kept in a file and printed on drop
@@ -37,10 +36,13 @@ impl Operator {
         let trigger_port = free_port();
         let log = cache.path().join("operator.log");
         let log_file = std::fs::File::create(&log).expect("log file");
+        // Only the Helm chart's RBAC, unless TUGBOAT_E2E_ADMIN is set (see `restricted`).
+        let client = super::cluster::client().await.expect("an operator needs the test control plane");
+        let kubeconfig = super::restricted::kubeconfig_for(&client, namespace).await;
         let child = Command::new(env!("CARGO_BIN_EXE_tugboat"))
             .arg("run")
             .arg("--kubeconfig")
-            .arg(kubeconfig_path())
+            .arg(kubeconfig)
             .arg("--namespace")
             .arg(namespace)
             .arg("--probe-addr")
