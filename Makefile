@@ -3,7 +3,7 @@ SHELL := /bin/bash
 TESTENV_STATE := target/testenv
 export TUGBOAT_TEST_KUBECONFIG := $(CURDIR)/$(TESTENV_STATE)/kubeconfig
 
-.PHONY: help build test test-unit testenv-build testenv-up testenv-down crds fmt lint
+.PHONY: help build test test-unit testenv-build testenv-up testenv-down crds fmt lint demo demo-down
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -21,6 +21,12 @@ test: ## Run every test against a real control plane (started and stopped here i
 test-unit: ## Run only the tests that need no control plane
 	cargo test --locked --lib --test crds --test render_table --test render_props --test render_api --test overrides
 
+demo: ## Local control plane + operator + Git server; deploys an app and redeploys it with a webhook call
+	@demo/up.sh
+
+demo-down: ## Stop everything `make demo` started
+	@demo/down.sh
+
 testenv-build: ## Build (or reuse) the control-plane binaries from their Go modules
 	testenv/build.sh
 
@@ -36,6 +42,7 @@ crds: ## Regenerate crds/ (and the chart's copy) from the Rust types
 fmt: ## Format the code
 	cargo fmt --all
 
-lint: ## fmt check and clippy with warnings as errors
+lint: ## fmt check, clippy with warnings as errors, hadolint on the Dockerfile
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
+	testenv/hadolint.sh Dockerfile
