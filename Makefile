@@ -3,7 +3,7 @@ SHELL := /bin/bash
 TESTENV_STATE := target/testenv
 export TUGBOAT_TEST_KUBECONFIG := $(CURDIR)/$(TESTENV_STATE)/kubeconfig
 
-.PHONY: help build test test-unit testenv-build testenv-up testenv-down crds fmt lint demo demo-down
+.PHONY: help build test test-unit testenv-build testenv-up testenv-down crds fmt lint demo demo-down docs
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ testenv-down: ## Stop the local control plane
 
 crds: ## Regenerate crds/ (and the chart's copy) from the Rust types
 	TUGBOAT_UPDATE_CRDS=1 cargo test --locked --test crds
+
+docs: ## Regenerate docs/reference.md from the CRD schemas
+	TUGBOAT_UPDATE_DOCS=1 cargo test --locked --test reference committed_reference_matches_the_crds
 
 fmt: ## Format the code
 	cargo fmt --all

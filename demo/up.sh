@@ -60,7 +60,7 @@ if [[ -f "$demo/git-http.pid" ]] && kill -0 "$(cat "$demo/git-http.pid")" 2>/dev
   kill "$(cat "$demo/git-http.pid")"
 fi
 rm -f "$demo/git-http.port"
-python3 "$root/demo/git_http.py" "$demo/git" "$demo/git-http.port" 2>"$demo/git-http.log" &
+python3 "$root/demo/git_http.py" "$demo/git" "$demo/git-http.port" >"$demo/git-http.log" 2>&1 &
 echo $! >"$demo/git-http.pid"
 wait_for "the Git server" 10 test -s "$demo/git-http.port"
 repo="http://127.0.0.1:$(cat "$demo/git-http.port")/shop.git"

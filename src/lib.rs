@@ -12,6 +12,7 @@ pub mod leader;
 pub mod metrics;
 pub mod operator;
 pub mod outgoing;
+pub mod reference;
 pub mod render;
 pub mod source;
 pub mod trigger;

@@ -19,6 +19,7 @@ use super::common::{Condition, DurationString, SecretReference};
     group = "tugboat.dev",
     version = "v1alpha1",
     kind = "GitOpsApplication",
+    doc = "Deploys the manifests found at a Git reference and keeps them there; webhook calls redeploy it with new variables and rolling restarts, inside its change windows.",
     namespaced,
     status = "GitOpsApplicationStatus",
     shortname = "gapp",
@@ -314,10 +315,14 @@ pub struct TriggerRecord {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryEntry {
+    /// API version of the object, e.g. `apps/v1`.
     pub api_version: String,
+    /// Kind of the object, e.g. `Deployment`.
     pub kind: String,
+    /// Namespace of the object; absent for cluster-scoped objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Name of the object.
     pub name: String,
 }
 
@@ -325,14 +330,21 @@ pub struct InventoryEntry {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentRecord {
+    /// Identifier of the deployment (`${deploy_id}` in outgoing webhooks): short SHA and start time.
     pub id: String,
+    /// Revision deployed, e.g. `main@sha1:…`.
     pub revision: String,
+    /// The webhook call (`triggerId` of its 202 answer) that started this deployment, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_id: Option<String>,
+    /// When the deployment started.
     pub started_at: Time,
+    /// When it finished; absent while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Time>,
+    /// How it ended: `Running`, `Succeeded` or `Failed`.
     pub result: DeploymentResult,
+    /// What happened, in one sentence: what was applied, pruned or restarted, or why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// Workloads restarted, as `kind/name`.

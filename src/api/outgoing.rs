@@ -17,6 +17,7 @@ use super::webhook::DeliverySummary;
     group = "tugboat.dev",
     version = "v1alpha1",
     kind = "OutgoingWebhook",
+    doc = "Calls an HTTP endpoint when applications in its namespace are triggered, deferred or deployed, and can gate deployments on the answer.",
     namespaced,
     status = "OutgoingWebhookStatus",
     shortname = "owh",
@@ -217,8 +218,10 @@ fn default_max_backoff() -> DurationString {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutgoingWebhookStatus {
+    /// The `metadata.generation` this status was written for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// `Ready`: the spec is valid and the last delivery did not fail.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The last delivery, for printer columns.
@@ -248,16 +251,20 @@ pub struct EventData {
     pub app_id: String,
     /// The application's namespace.
     pub env_id: String,
+    /// The deployment's id (`status.deployments[].id` of the application).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy_id: Option<String>,
+    /// The revision being (or just) deployed, e.g. `main@sha1:…`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// The revision that was live before this deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_revision: Option<String>,
     /// `succeeded` or `failed` for `deployment.finished`; `deferred`, `started`, `received`,
     /// `created`, `deleted` for the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// What happened, in one sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// Workloads restarted (`deployment/web`, ...).
@@ -284,6 +291,7 @@ pub struct PendingDelivery {
     /// When waiting for completion gives up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_until: Option<Time>,
+    /// The last progress reported by the status URL (`progressJsonPath`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
     /// The event being delivered.
@@ -296,18 +304,26 @@ pub struct PendingDelivery {
 pub struct DeliveryRecord {
     /// The `webhook-id`, the same on every retry.
     pub id: String,
+    /// The event delivered.
     pub event: EventType,
+    /// The application the event is about.
     pub application: String,
+    /// When the attempt started.
     pub at: Time,
+    /// Which attempt this was (1 for the first).
     pub attempt: i32,
+    /// HTTP status code of the answer; absent when no answer came.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<i32>,
+    /// How long the attempt took, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<i64>,
     /// `succeeded`, `failed`, `retrying`, `waiting`, `canceled` or `terminal`.
     pub result: String,
+    /// Why the attempt failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Progress reported while waiting for completion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
 }

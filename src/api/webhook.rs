@@ -18,6 +18,7 @@ use super::common::{Condition, LabelSelector, SecretKeyReference};
     group = "tugboat.dev",
     version = "v1alpha1",
     kind = "Webhook",
+    doc = "An incoming trigger endpoint: a POST to status.webhookPath redeploys the target applications, with variables, image tag and rolling restarts taken from the call.",
     namespaced,
     status = "WebhookStatus",
     shortname = "wh",
@@ -104,8 +105,10 @@ pub struct WebhookTarget {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookStatus {
+    /// The `metadata.generation` this status was written for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// `Ready`: the path is assigned, the secret and the target applications exist.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The path to call: `/api/stacks/webhooks/<uuid>`. Generated once, stable for the object's life.
@@ -120,9 +123,12 @@ pub struct WebhookStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliverySummary {
+    /// Identifier of the call.
     pub id: String,
+    /// When the call arrived.
     pub at: Time,
     /// What happened, e.g. `accepted`, `ignored: push to another branch`, `rejected: bad signature`.
     pub result: String,
+    /// HTTP status code of the answer.
     pub http_status: i32,
 }

@@ -1,0 +1,46 @@
+//! The kubectl experience: `kubectl explain` shows the doc comments of the Rust types.
+
+mod support;
+
+use std::process::Command;
+
+use support::cluster::{self, kubeconfig_path, testenv_bin};
+
+fn explain(path: &str) -> String {
+    let output = Command::new(testenv_bin("kubectl"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path())
+        .args(["explain", path])
+        .output()
+        .expect("run kubectl explain");
+    assert!(output.status.success(), "kubectl explain {path}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The first paragraph of the doc comment just above `anchor` in `file`, as one line.
+fn doc_comment_above(file: &str, anchor: &str) -> String {
+    let source = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).expect("source");
+    let at = source.find(anchor).expect("anchor in source");
+    let docs: Vec<&str> = source[..at]
+        .lines()
+        .rev()
+        .skip_while(|l| !l.trim_start().starts_with("///"))
+        .take_while(|l| l.trim_start().starts_with("///") || l.trim_start().starts_with("#["))
+        .filter_map(|l| l.trim_start().strip_prefix("///"))
+        .collect();
+    docs.into_iter().rev().map(str::trim).collect::<Vec<_>>().join(" ").trim().to_owned()
+}
+
+#[tokio::test]
+async fn kubectl_explain_shows_the_doc_comments() {
+    let Some(client) = cluster::client().await else { return };
+    cluster::install_crds(&client).await;
+    let field = explain("gitopsapplications.spec.changeWindows.timeZone");
+    let doc = doc_comment_above("src/api/application.rs", "pub time_zone");
+    assert!(!doc.is_empty() && field.contains(&doc), "explain shows {doc:?}: {field}");
+    let kind = explain("webhooks");
+    assert!(kind.contains("An incoming trigger endpoint"), "the kind is described: {kind}");
+    assert!(!kind.contains("Auto-generated"), "{kind}");
+    let status = explain("gitopsapplications.status.deployments.result");
+    assert!(status.contains("How it ended"), "{status}");
+}
