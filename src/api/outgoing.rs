@@ -245,7 +245,8 @@ pub struct EventData {
     pub event: EventType,
     /// RFC 3339 time of the occurrence.
     pub triggered_at: String,
-    /// Who caused it: `webhook/<name>`, `git` (a new commit or a spec change) or `operator`.
+    /// Who caused it: `Webhook/<name> (<provider>)` (a webhook call), `git` (a new commit, a spec
+    /// change or a drift check) or `kubernetes` (the application was created or deleted).
     pub triggered_by: String,
     /// The application's name.
     pub app_id: String,
