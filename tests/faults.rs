@@ -52,7 +52,25 @@ async fn sigkill_during_a_deployment_resumes_it_and_records_it_once() {
     f.operator.kill();
     f.operator = Operator::start(&f.ns.name, &[]).await;
 
-    let app = f.wait_app("shop", "the interrupted deployment finished", |a| is_ready_at(a, &sha)).await;
+    let deployments: Api<Deployment> = Api::namespaced(f.client.clone(), &f.ns.name);
+    let mut app = None;
+    for _ in 0..300 {
+        match f.apps().get("shop").await {
+            Ok(a) if is_ready_at(&a, &sha) => {
+                app = Some(a);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let Some(app) = app else {
+        let web =
+            deployments.get_opt("web").await.ok().flatten().map(|d| (d.spec.map(|s| s.min_ready_seconds), d.status));
+        panic!(
+            "the interrupted deployment did not finish; live Deployment: {web:#?}; app: {:#?}",
+            f.apps().get("shop").await.ok().and_then(|a| a.status)
+        );
+    };
     let deployments = app.status.expect("status").deployments;
     assert_eq!(deployments.len(), 1, "one deployment recorded: {deployments:#?}");
     assert_eq!(deployments[0].id, id, "resumed under its own id");
@@ -63,7 +81,8 @@ async fn sigkill_during_a_deployment_resumes_it_and_records_it_once() {
     })
     .await;
     assert_eq!(resumed, 1);
-    assert_eq!(events_with_reason(&f, "DeploymentStarted").await, 1, "started once, resumed once");
+    // The kill may land between the status write and the Started event: at most one.
+    assert!(events_with_reason(&f, "DeploymentStarted").await <= 1, "never started twice");
 }
 
 /// Every handled trigger seen on the application (sequence → the call ids it carried out).

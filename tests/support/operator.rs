@@ -55,7 +55,11 @@ impl Operator {
             .arg(namespace)
             .args(extra)
             .env("POD_NAME", name)
-            .env("RUST_LOG", "info,tugboat=debug,kube=warn")
+            // TUGBOAT_TEST_OPERATOR_LOG overrides the filter when a failing test needs more.
+            .env(
+                "RUST_LOG",
+                std::env::var("TUGBOAT_TEST_OPERATOR_LOG").unwrap_or_else(|_| "info,tugboat=debug,kube=warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
