@@ -27,7 +27,9 @@ async fn metrics_count_deployments_and_trigger_calls() {
 
     let sha = f.head();
     f.create_app("shop", f.app_spec(json!({}))).await;
-    f.wait_app("shop", "first deployment", |a| is_ready_at(a, &sha)).await;
+    let app = f.wait_app("shop", "first deployment", |a| is_ready_at(a, &sha)).await;
+    let (_, _, message) = support::fixture::ready(&app).expect("Ready");
+    assert!(message.starts_with("Applied revision main@sha1:"), "the condition reads as a sentence: {message}");
     let path = f.create_webhook("deploy", json!({"targets": [{"name": "shop"}]})).await;
     let port = f.operator.trigger_port;
     let accepted = post(port, &format!("{path}?SERVICE_TAG=development"), &[], b"").await;

@@ -92,7 +92,7 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
     };
     conditions::clear(&mut run.status.conditions, STALLED);
     if spec.suspend {
-        run.condition(READY, false, reasons::SUSPENDED, "deployments are suspended (spec.suspend)");
+        run.condition(READY, false, reasons::SUSPENDED, "Deployments are suspended (spec.suspend is true)");
         status::write(api, app, &run.status).await?;
         return Ok(Action::await_change());
     }
@@ -247,10 +247,10 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
     let previous_revision = run.status.last_applied_revision.clone();
     let mut hook_event =
         notify::deployment(app, &deploy_id, &revision.name, previous_revision, restart_trigger.as_ref(), &variables);
-    run.condition(RECONCILING, true, reasons::DEPLOYING, format!("deploying revision {}", revision.name));
+    run.condition(RECONCILING, true, reasons::DEPLOYING, format!("Deploying revision {}", revision.name));
     status::write(api, app, &run.status).await?;
     let (event, verb) =
-        if resumed.is_some() { ("DeploymentResumed", "resuming") } else { ("DeploymentStarted", "deploying") };
+        if resumed.is_some() { ("DeploymentResumed", "Resuming") } else { ("DeploymentStarted", "Deploying") };
     events::publish(context, app, false, event, format!("{verb} revision {} ({deploy_id})", revision.name)).await;
 
     let health_timeout = spec.health_timeout.parse().unwrap_or(Duration::from_secs(300));
@@ -286,7 +286,7 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
             run.status.inventory = outcome.inventory;
             run.status.last_applied_revision = Some(revision.name.clone());
             run.status.last_applied_fingerprint = Some(fingerprint);
-            let mut summary = format!("applied revision {}", revision.name);
+            let mut summary = format!("Applied revision {}", revision.name);
             if !outcome.pruned.is_empty() {
                 summary.push_str(&format!("; pruned {}", outcome.pruned.join(", ")));
             }
@@ -298,7 +298,7 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
             }
             match outcome.unhealthy {
                 None => {
-                    run.condition(HEALTHY, true, reasons::HEALTHY, "every changed workload rolled out");
+                    run.condition(HEALTHY, true, reasons::HEALTHY, "Every changed workload rolled out");
                     hook_event.restarted =
                         run.status.deployments.last().map(|d| d.restarted.clone()).unwrap_or_default();
                     match notify::after_gates(context, app, hook_event.clone()).await {
@@ -360,7 +360,7 @@ async fn defer(
     next_open: Option<jiff::Timestamp>,
 ) -> Result<Action, Error> {
     let when = next_open.map_or_else(|| "no opening within 400 days".to_owned(), |t| t.to_string());
-    let message = format!("outside the change window; held until {when}");
+    let message = format!("Held until {when}: outside the change window");
     let newly = run.status.pending_trigger.as_ref().map(|t| t.sequence) != trigger.as_ref().map(|t| t.sequence)
         || conditions::get(&run.status.conditions, DEFERRED).is_none();
     if newly {
