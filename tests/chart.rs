@@ -30,6 +30,7 @@ const VALUE_SETS: &[&[&str]] = &[
     ],
     &[
         "serviceMonitor.enabled=true",
+        "operator.egressAllow[0]=10.96.0.0/12",
         "operator.defaultChangeWindows[0]=allow;0 22 * * 1-5;4h;Europe/Berlin",
         "replicaCount=2",
     ],
