@@ -44,3 +44,44 @@ async fn kubectl_explain_shows_the_doc_comments() {
     let status = explain("gitopsapplications.status.deployments.result");
     assert!(status.contains("How it ended"), "{status}");
 }
+
+/// `kubectl get` answers "is it working, and what is live" from the printer columns.
+#[tokio::test]
+async fn kubectl_get_shows_health_live_revision_and_last_call() {
+    let Some(client) = cluster::client().await else { return };
+    cluster::install_crds(&client).await;
+    let ns = cluster::TestNamespace::create(&client, "columns").await;
+    let apply = Command::new(testenv_bin("kubectl"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path())
+        .args(["apply", "-n", &ns.name, "-f"])
+        .arg(format!("{}/examples/webhook-generic.yaml", env!("CARGO_MANIFEST_DIR")))
+        .output()
+        .expect("kubectl apply");
+    assert!(apply.status.success(), "{}", String::from_utf8_lossy(&apply.stderr));
+    let get = |kind: &str| {
+        let output = Command::new(testenv_bin("kubectl"))
+            .arg("--kubeconfig")
+            .arg(kubeconfig_path())
+            .args(["get", kind, "-n", &ns.name])
+            .output()
+            .expect("kubectl get");
+        String::from_utf8_lossy(&output.stdout).lines().next().unwrap_or_default().to_owned()
+    };
+    let header = get("wh");
+    for column in ["READY", "PROVIDER", "PATH", "LAST CALL", "LAST DELIVERY", "MESSAGE"] {
+        assert!(header.contains(column), "{column} in {header:?}");
+    }
+    let app = Command::new(testenv_bin("kubectl"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path())
+        .args(["apply", "-n", &ns.name, "-f"])
+        .arg(format!("{}/examples/change-windows.yaml", env!("CARGO_MANIFEST_DIR")))
+        .output()
+        .expect("kubectl apply");
+    assert!(app.status.success(), "{}", String::from_utf8_lossy(&app.stderr));
+    let header = get("gapp");
+    for column in ["READY", "STATUS", "REVISION", "LAST DEPLOY", "MESSAGE"] {
+        assert!(header.contains(column), "{column} in {header:?}");
+    }
+}

@@ -26,6 +26,7 @@ use super::common::{Condition, LabelSelector, SecretKeyReference};
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider"}"#,
     printcolumn = r#"{"name":"Path","type":"string","jsonPath":".status.webhookPath"}"#,
+    printcolumn = r#"{"name":"Last call","type":"integer","jsonPath":".status.lastDelivery.httpStatus"}"#,
     printcolumn = r#"{"name":"Last delivery","type":"date","jsonPath":".status.lastDelivery.at"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
