@@ -232,3 +232,28 @@ async fn helm_install_creates_every_object() {
     run(&mut uninstall);
     assert!(missing.is_empty(), "objects not created: {missing:?}");
 }
+
+/// Every setting the chart passes to the container is one `tugboat run` knows (clap ignores
+/// unknown environment variables, so a misspelt one would silently do nothing).
+#[test]
+fn the_chart_passes_only_settings_tugboat_run_knows() {
+    let Some(helm) = tool("helm") else { return };
+    let help = run(Command::new(env!("CARGO_BIN_EXE_tugboat")).args(["run", "--help"]));
+    for sets in VALUE_SETS {
+        let docs = documents(&template(&helm, "t", "ops", sets));
+        let deployment = docs.iter().find(|d| d["kind"] == "Deployment").expect("Deployment");
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        for env in container["env"].as_array().expect("env") {
+            let name = env["name"].as_str().expect("env name");
+            if name.starts_with("TUGBOAT_") {
+                assert!(help.contains(&format!("[env: {name}")), "{name} is not a `tugboat run` setting");
+            }
+        }
+        let args: Vec<&str> = container["args"].as_array().expect("args").iter().filter_map(|a| a.as_str()).collect();
+        assert_eq!(args.first(), Some(&"run"), "{args:?}");
+        for flag in args.iter().skip(1) {
+            let name = flag.split('=').next().unwrap_or_default();
+            assert!(help.contains(&format!("{name} ")) || help.contains(&format!("{name} <")), "{name} is not a flag");
+        }
+    }
+}
