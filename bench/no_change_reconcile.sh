@@ -234,6 +234,9 @@ no-change reconcile, N=$N applications (mechanism Webhook, interval 10m), --conc
     per application, minus baseline (estimate) : $(awk "BEGIN{printf \"%.2f\", ($cpu_restart_sched+$cpu_restart_children-$cpu_idle_sched-$cpu_idle_children)/$N}") ms
 EOF
 
+# One line for bench/run-all.sh.
+echo "SUMMARY apps=$N cpu_ms_per_reconcile=$(awk "BEGIN{printf \"%.2f\", ($cpu_restart_sched+$cpu_restart_children)/$N}") wall_ms_median=$(awk "BEGIN{printf \"%.2f\", $median_us/1000}") fetches=$fetched deployments_added=$((deployments_after - deployments_before))"
+
 status=0
 [[ $nothing -eq $N ]] || { echo "FAIL: expected $N no-change reconciles, got $nothing" >&2; status=1; }
 [[ $fetched -eq 0 ]] || { echo "FAIL: $fetched fetch(es) during the restart" >&2; status=1; }

@@ -221,3 +221,5 @@ $APPS applications (ConfigMap + Deployment + Service each) on one repository, $c
 Storm breakdown (second precision, from status.deployments): deployments started a median
 $(ms "$START_MED") (last $(ms "$START_MAX")) after the call and took a median $(ms "$TOOK_MED") (longest $(ms "$TOOK_MAX")).
 EOF
+# One line for bench/run-all.sh.
+echo "SUMMARY apps=$APPS create_s=$(awk -v ms="$CREATE_MS" 'BEGIN{printf "%.1f", ms/1000}') first_sync_s=$(awk -v ms="$SYNC_MS" 'BEGIN{printf "%.1f", ms/1000}') sync_fetches=$SYNC_FETCHES rss_mib=$(awk -v kb="$RSS_KB" 'BEGIN{printf "%.1f", kb/1024}') storm_s=$(awk -v ms="$STORM_MS" 'BEGIN{printf "%.1f", ms/1000}') storm_fetches=$STORM_FETCHES"

@@ -21,8 +21,15 @@
 # the previous rollout to be complete. It deletes what it created and is bounded in time
 # (each wait has a deadline). A run takes about 1–2 minutes.
 #
+# MODE=commit measures a new commit instead: before each run a commit changing the
+# Deployment's env is pushed; tugboat: a plain call to the webhook (no parameters) → Succeeded
+# for that trigger; kubectl: `git fetch` + `git checkout` in a clone, `kubectl apply
+# --server-side --force-conflicts -f deploy/` and `kubectl rollout status` (Flux's receiver →
+# source → apply chain done by hand). The manifest has no placeholders in this mode, so both
+# apply the same objects.
+#
 # Usage: bench/trigger_to_rollout.sh
-# Env:   RUNS (default 5), REPLICAS (default 2), OPERATOR_ARGS (extra `tugboat run` flags, e.g. "--debounce 10ms"), KUBECONFIG_PATH, KUBECTL, TUGBOAT,
+# Env:   MODE (restart | commit, default restart), RUNS (default 5), REPLICAS (default 2), OPERATOR_ARGS (extra `tugboat run` flags, e.g. "--debounce 10ms"), KUBECONFIG_PATH, KUBECTL, TUGBOAT,
 #        DEADLINE (seconds per wait, default 120), KEEP_LOGS=1
 set -euo pipefail
 
@@ -32,6 +39,8 @@ KUBECTL=${KUBECTL:-$HOME/.cache/tugboat/testenv/bin/kubectl}
 TUGBOAT=${TUGBOAT:-$ROOT/target/release/tugboat}
 DEADLINE=${DEADLINE:-120}
 RUNS=${RUNS:-5}
+MODE=${MODE:-restart}
+[[ $MODE == restart || $MODE == commit ]] || die "MODE must be restart or commit"
 REPLICAS=${REPLICAS:-2}
 
 die() { echo "error: $*" >&2; exit 1; }
@@ -98,6 +107,9 @@ spec:
             - name: SERVICE_TAG
               value: \${SERVICE_TAG:-stable}
 EOF
+if [[ $MODE == commit ]]; then
+    sed -i 's/value: ${SERVICE_TAG:-stable}/value: "release-0"/' "$WORK/src/deploy/web.yaml"
+fi
 git -C "$WORK/src" add -A
 git -C "$WORK/src" -c user.name=bench -c user.email=bench@example.invalid commit --quiet -m "web"
 git -C "$WORK/src" push --quiet "$WORK/repo.git" main
@@ -145,6 +157,8 @@ while [[ -z $WEBHOOK_PATH ]]; do
     [[ -n $WEBHOOK_PATH ]] || sleep 0.2
 done
 HOOK_URL="http://127.0.0.1:$TRIGGER_PORT/hooks/${WEBHOOK_PATH##*/}?rollout-restart=deployment/web"
+[[ $MODE == commit ]] && HOOK_URL="http://127.0.0.1:$TRIGGER_PORT/hooks/${WEBHOOK_PATH##*/}"
+git clone --quiet "$WORK/repo.git" "$WORK/kubectl-clone"
 echo "namespace $NS ready; trigger URL $HOOK_URL" >&2
 
 # --- 3. the runs --------------------------------------------------------------------------
@@ -186,10 +200,25 @@ by_tugboat() {
 by_kubectl() {
     local started ended
     started=$(now_ms)
-    k -n "$NS" rollout restart deployment/web >/dev/null &&
-        k -n "$NS" rollout status deployment/web --timeout="${DEADLINE}s" >/dev/null
+    if [[ $MODE == commit ]]; then
+        git -C "$WORK/kubectl-clone" fetch --quiet origin main &&
+            git -C "$WORK/kubectl-clone" checkout --quiet --detach FETCH_HEAD &&
+            k -n "$NS" apply --server-side --force-conflicts -f "$WORK/kubectl-clone/deploy/" >/dev/null &&
+            k -n "$NS" rollout status deployment/web --timeout="${DEADLINE}s" >/dev/null
+    else
+        k -n "$NS" rollout restart deployment/web >/dev/null &&
+            k -n "$NS" rollout status deployment/web --timeout="${DEADLINE}s" >/dev/null
+    fi
     ended=$(now_ms)
     MS=$((ended - started))
+}
+
+RELEASE=0
+new_commit() { # a commit that changes the Deployment, pushed before the clock starts
+    RELEASE=$((RELEASE + 1))
+    sed -i "s/value: \"release-[0-9]*\"/value: \"release-$RELEASE\"/" "$WORK/src/deploy/web.yaml"
+    git -C "$WORK/src" -c user.name=bench -c user.email=bench@example.invalid commit --quiet -am "release $RELEASE"
+    git -C "$WORK/src" push --quiet "$WORK/repo.git" main
 }
 
 : >"$WORK/times"
@@ -197,6 +226,7 @@ for run in $(seq "$RUNS"); do
     if ((run % 2)); then order="tugboat kubectl"; else order="kubectl tugboat"; fi
     for who in $order; do
         settle
+        [[ $MODE == commit ]] && new_commit
         MS=
         by_"$who"
         echo "$who $MS" >>"$WORK/times"
@@ -216,7 +246,16 @@ echo "Trigger to rollout: Deployment web, $REPLICAS replicas, $RUNS runs each, $
 echo
 echo '| path | median | runs (ms, in order) |'
 echo '|---|---:|---|'
-echo "| \`curl -X POST …/hooks/<uuid>?rollout-restart=deployment/web\` → status.deployments[-1] Succeeded | $t_med ms | $t_all |"
-echo "| \`kubectl rollout restart deployment/web && kubectl rollout status deployment/web\` | $k_med ms | $k_all |"
-echo
-echo "ratio tugboat / kubectl: ${ratio}× (target ≤ 1.2×)"
+if [[ $MODE == commit ]]; then
+    echo "| new commit pushed; \`curl -X POST …/hooks/<uuid>\` → status.deployments[-1] Succeeded | $t_med ms | $t_all |"
+    echo "| \`git fetch && git checkout && kubectl apply --server-side -f deploy/ && kubectl rollout status deployment/web\` | $k_med ms | $k_all |"
+    echo
+    echo "ratio tugboat / (git + kubectl): ${ratio}× (target ≤ 1.5×)"
+else
+    echo "| \`curl -X POST …/hooks/<uuid>?rollout-restart=deployment/web\` → status.deployments[-1] Succeeded | $t_med ms | $t_all |"
+    echo "| \`kubectl rollout restart deployment/web && kubectl rollout status deployment/web\` | $k_med ms | $k_all |"
+    echo
+    echo "ratio tugboat / kubectl: ${ratio}× (target ≤ 1.2×)"
+fi
+# One line for bench/run-all.sh.
+echo "SUMMARY mode=$MODE tugboat_ms=$t_med kubectl_ms=$k_med ratio=$ratio"
