@@ -110,7 +110,7 @@ apiserver=("$bin/kube-apiserver" \
   --client-ca-file "$pki/ca.crt" --authorization-mode RBAC \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-  --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true)
+  --service-cluster-ip-range 10.0.0.0/16 --allow-privileged=true)
 printf '%q ' "${apiserver[@]}" >"$state/kube-apiserver.cmd"
 start kube-apiserver "${apiserver[@]}"
 wait_for kube-apiserver 90 curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "https://127.0.0.1:$api_port/readyz"
