@@ -368,6 +368,9 @@ fn inventory_entry(item: &Resolved) -> InventoryEntry {
     }
 }
 
+/// How often a watched rollout is also read directly.
+const HEALTH_REREAD: Duration = Duration::from_secs(2);
+
 /// A workload whose rollout is awaited: its resource, namespace, kind and name.
 type Watched = (ApiResource, Option<String>, String, String);
 
@@ -399,22 +402,46 @@ async fn rolled_out(client: &Client, workload: &Watched, progress: &Mutex<String
     let (resource, namespace, kind, name) = workload;
     let api = dynamic_api(client, resource, namespace.as_deref());
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut events = std::pin::pin!(watcher(api, config).default_backoff());
+    let mut events = std::pin::pin!(watcher(api.clone(), config).default_backoff());
     let note = |message: String| *progress.lock().unwrap_or_else(|e| e.into_inner()) = message;
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
-                let value = serde_json::to_value(&object).unwrap_or_default();
-                match health::rollout(kind, &value) {
-                    Rollout::Complete | Rollout::Paused => return Ok(()),
-                    Rollout::Failed(why) => return Err(format!("{kind}/{name}: {why}")),
-                    Rollout::Progressing(why) => note(format!("{kind}/{name}: {why}")),
-                }
+    // Decides on one observed state: `Some` once the rollout is over either way.
+    let judge = |object: &DynamicObject| {
+        let value = serde_json::to_value(object).unwrap_or_default();
+        match health::rollout(kind, &value) {
+            Rollout::Complete | Rollout::Paused => Some(Ok(())),
+            Rollout::Failed(why) => Some(Err(format!("{kind}/{name}: {why}"))),
+            Rollout::Progressing(why) => {
+                note(format!("{kind}/{name}: {why}"));
+                None
             }
-            Ok(watcher::Event::Delete(_)) => return Err(format!("{kind}/{name} disappeared during the rollout")),
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
-            Err(error) => note(format!("{kind}/{name}: {error}")),
+        }
+    };
+    // The watch sees each change at once; a slow re-read is a safety net should a watch
+    // stall without an error (a rollout must never wait out the whole health timeout).
+    let mut reread = tokio::time::interval(HEALTH_REREAD);
+    reread.tick().await;
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object))) => {
+                    if let Some(outcome) = judge(&object) {
+                        return outcome;
+                    }
+                }
+                Some(Ok(watcher::Event::Delete(_))) => return Err(format!("{kind}/{name} disappeared during the rollout")),
+                Some(Ok(watcher::Event::Init | watcher::Event::InitDone)) => {}
+                Some(Err(error)) => note(format!("{kind}/{name}: {error}")),
+                None => return Err(format!("{kind}/{name}: the watch ended")),
+            },
+            _ = reread.tick() => match api.get_opt(name).await {
+                Ok(Some(object)) => {
+                    if let Some(outcome) = judge(&object) {
+                        return outcome;
+                    }
+                }
+                Ok(None) => return Err(format!("{kind}/{name} disappeared during the rollout")),
+                Err(error) => note(format!("{kind}/{name}: {error}")),
+            },
         }
     }
-    Err(format!("{kind}/{name}: the watch ended"))
 }
