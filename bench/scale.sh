@@ -161,7 +161,8 @@ wait_all_ready() {
         kill -0 "$OPERATOR_PID" 2>/dev/null || { tail -20 "$WORK/operator.log" >&2; die "the operator exited"; }
         if ((SECONDS >= until)); then
             not_ready "$sha" >&2
-            echo "SUMMARY apps=$APPS first_sync_s=incomplete($count/$APPS) storm_s=incomplete($count/$APPS)"
+            local rss; rss=$(awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$OPERATOR_PID/status")
+            echo "SUMMARY apps=$APPS first_sync_s=incomplete($count/$APPS) storm_s=incomplete($count/$APPS) rss_mib=$rss"
             die "only $count/$APPS ready after ${DEADLINE}s"
         fi
         sleep "$POLL"

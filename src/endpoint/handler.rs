@@ -145,13 +145,13 @@ async fn handle(
         }
     }
 
-    // Targets come from the operator's cache of applications; a call that would be refused
-    // because of it is checked again against the API server, so a just-created application or
-    // a just-discovered variable is never refused for a stale cache.
+    // Targets come from the operator's cache of applications; when a named target is missing
+    // from it, or the call would be refused because of it, the API server is asked instead, so
+    // a just-created application or a just-discovered variable is never missed or refused.
     let cached = cached_targets(state, &namespace, webhook);
     let targets: Vec<_> = cached.applications.into_iter().filter(|app| concerns(&event, app)).collect();
     let targets = match validate_all(webhook, &targets, &params) {
-        Ok(()) if !targets.is_empty() || cached.complete => targets,
+        Ok(()) if cached.complete => targets,
         _ => {
             let fresh = match read_targets(state, &namespace, webhook).await {
                 Ok(fresh) => fresh,
