@@ -48,6 +48,7 @@ async fn a_call_with_a_variable_redeploys_with_it_and_later_polls_keep_it() {
     assert_eq!(accepted.status, 202, "{accepted:?}");
     let trigger_id = accepted.json()["triggerId"].as_str().expect("triggerId").to_owned();
     assert_eq!(accepted.json()["applications"], json!(["shop"]));
+    let sequence = accepted.json()["sequences"]["shop"].as_i64().expect("sequences.shop");
 
     let deployments: Api<Deployment> = Api::namespaced(f.client.clone(), &f.ns.name);
     let config_maps: Api<ConfigMap> = Api::namespaced(f.client.clone(), &f.ns.name);
@@ -78,6 +79,8 @@ async fn a_call_with_a_variable_redeploys_with_it_and_later_polls_keep_it() {
             a.status.as_ref().and_then(|s| s.last_trigger.as_ref()).is_some_and(|t| t.id == trigger_id)
         })
         .await;
+    let handled_sequence = app.status.as_ref().and_then(|s| s.last_trigger.as_ref()).map(|t| t.sequence);
+    assert_eq!(handled_sequence, Some(sequence), "the 202 named the sequence the controller handled");
     assert_eq!(app.status.expect("status").variables.get("SERVICE_TAG").map(String::as_str), Some("development"));
 
     // A later commit, picked up by a reconcile request (what a poll does), keeps the variable.
@@ -278,8 +281,8 @@ async fn the_endpoint_answers_bad_calls_clearly_and_loses_no_trigger_when_the_op
 async fn concurrent_calls_on_one_application_are_all_recorded_and_carried_out() {
     use futures::StreamExt;
     use kube::runtime::{WatchStreamExt, watcher};
-    use std::collections::BTreeSet;
     use std::sync::{Arc, Mutex};
+    use support::triggers::{Accepted, Handled, carried_out};
 
     let Some(f) = Fixture::start("burst", &demo_manifests(), &[]).await else { return };
     let sha = f.head();
@@ -288,19 +291,15 @@ async fn concurrent_calls_on_one_application_are_all_recorded_and_carried_out() 
     let path = f.create_webhook("burst", json!({"targets": [{"name": "shop"}]})).await;
     let port = f.operator.trigger_port;
 
-    // Every trigger the controller handles shows in status.lastTrigger (with the ids it
-    // coalesced); a watch started before the calls sees each of them.
-    let handled: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-    let records: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-    let (seen, seen_records) = (handled.clone(), records.clone());
+    // Every trigger the controller handles shows in status.lastTrigger; a watch started
+    // before the calls sees each of them.
+    let handled: Arc<Mutex<Handled>> = Arc::default();
+    let seen = handled.clone();
     let watch = tokio::spawn(
         watcher(f.apps(), watcher::Config::default().fields("metadata.name=shop")).applied_objects().for_each(
             move |app| {
                 if let Some(trigger) = app.ok().and_then(|a| a.status).and_then(|s| s.last_trigger) {
-                    seen_records.lock().unwrap().insert(trigger.id.clone());
-                    let mut seen = seen.lock().unwrap();
-                    seen.insert(trigger.id);
-                    seen.extend(trigger.coalesced_ids);
+                    seen.lock().unwrap().insert(trigger.sequence, trigger);
                 }
                 async {}
             },
@@ -312,24 +311,28 @@ async fn concurrent_calls_on_one_application_are_all_recorded_and_carried_out() 
         async move { post(port, &target, &[], b"").await }
     });
     let replies = futures::future::join_all(calls).await;
-    let mut accepted = BTreeSet::new();
+    let mut accepted = Vec::new();
     for reply in &replies {
         assert_eq!(reply.status, 202, "every concurrent call is recorded: {reply:?}");
-        accepted.insert(reply.json()["triggerId"].as_str().expect("triggerId").to_owned());
+        accepted.push(Accepted::from_reply(&reply.json(), "shop").expect("triggerId and sequences.shop"));
     }
-    assert_eq!(accepted.len(), 64, "one id per call");
+    let ids: std::collections::BTreeSet<_> = accepted.iter().map(|a| a.id.clone()).collect();
+    assert_eq!(ids.len(), 64, "one id per call");
 
-    f.eventually("every accepted trigger is carried out, alone or coalesced", || async {
-        let seen = handled.lock().unwrap().clone();
-        accepted.is_subset(&seen).then_some(())
+    let last = accepted.iter().map(|a| a.sequence).max();
+    f.eventually("the record holding the last accepted call is handled", || async {
+        (handled.lock().unwrap().keys().next_back().copied() >= last).then_some(())
     })
     .await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // let the watch deliver the last change
     watch.abort();
+    let per_record = carried_out(&accepted, &handled.lock().unwrap())
+        .unwrap_or_else(|problem| panic!("every accepted call is carried out exactly once: {problem}"));
     let app = f.apps().get("shop").await.expect("app");
     let status = app.status.expect("status");
     let tag = status.variables.get("SERVICE_TAG").cloned().unwrap_or_default();
     assert!(tag.starts_with("burst-"), "the variables of a handled call are live: {tag}");
-    let runs = records.lock().unwrap().len();
+    let runs = per_record.len();
     assert!(runs < 64, "concurrent calls coalesce into fewer handled triggers, got {runs}");
-    eprintln!("64 concurrent calls were carried out by {runs} handled triggers");
+    eprintln!("64 concurrent calls were carried out by {runs} handled triggers: {per_record:?}");
 }

@@ -298,7 +298,7 @@ pub struct TriggerRecord {
     /// Image tag for the workload containers, from `tag=`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
-    /// Ids of later calls merged into this one while it waited (the first 1000; see `coalescedCount`).
+    /// Ids of later calls merged into this one while it waited (the first 20; see `coalescedCount`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coalesced_ids: Vec<String>,
     /// How many later calls were merged into this one, listed in `coalescedIds` or not.

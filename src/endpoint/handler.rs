@@ -192,17 +192,18 @@ async fn handle(
     let writes = futures::stream::iter(names.clone())
         .map(|name| {
             let (writer, namespace, record) = (state.triggers.clone(), namespace.clone(), record.clone());
-            async move { writer.record(&namespace, &name, record).await }
+            async move { writer.record(&namespace, &name, record).await.map(|sequence| (name, sequence)) }
         })
         .buffer_unordered(PARALLEL_WRITES)
         .collect::<Vec<_>>()
         .await;
-    if let Some(Err(error)) = writes.into_iter().find(Result::is_err) {
-        return reply::unavailable(error.to_string());
-    }
+    let sequences = match writes.into_iter().collect::<Result<BTreeMap<String, i64>, _>>() {
+        Ok(sequences) => sequences,
+        Err(error) => return reply::unavailable(error.to_string()),
+    };
     tracing::info!(webhook = %webhook.name_any(), %namespace, trigger = %trigger_id, applications = ?names, "trigger recorded");
     received(state, &targets, &record);
-    reply::accepted(&trigger_id, &names, deferred_until(state, &targets, &record, now))
+    reply::accepted(&trigger_id, &names, &sequences, deferred_until(state, &targets, &record, now))
 }
 
 /// Tells outgoing webhooks (`trigger.received`) in the background: the trigger is already

@@ -31,7 +31,8 @@ pub enum RecordError {
     Stopped,
 }
 
-type Waiter = oneshot::Sender<Result<(), RecordError>>;
+/// Answers a caller with the sequence its trigger was stored under.
+type Waiter = oneshot::Sender<Result<i64, RecordError>>;
 
 #[derive(Default)]
 struct Queue {
@@ -52,13 +53,15 @@ impl TriggerWriter {
         Arc::new(Self { client, queues: Mutex::default() })
     }
 
-    /// Stores `trigger` on the application; returns once it is durable.
+    /// Stores `trigger` on the application; returns once it is durable, with the sequence of
+    /// the record that holds it (the call is carried out once `status.lastTrigger.sequence`
+    /// reaches it).
     pub async fn record(
         self: &Arc<Self>,
         namespace: &str,
         name: &str,
         trigger: TriggerRecord,
-    ) -> Result<(), RecordError> {
+    ) -> Result<i64, RecordError> {
         let (done, wait) = oneshot::channel();
         let key = (namespace.to_owned(), name.to_owned());
         let start_writer = {
@@ -98,13 +101,13 @@ impl TriggerWriter {
 }
 
 /// One read (skipped when this writer's last patch returned the object) and one patch for a
-/// group of triggers, retried on a conflict.
+/// group of triggers, retried on a conflict; returns the sequence of the stored record.
 async fn write_group(
     api: &Api<GitOpsApplication>,
     name: &str,
     triggers: Vec<TriggerRecord>,
     latest: &mut Option<GitOpsApplication>,
-) -> Result<(), RecordError> {
+) -> Result<i64, RecordError> {
     for _ in 0..ATTEMPTS {
         let app = match latest.take() {
             Some(app) => app,
@@ -117,6 +120,7 @@ async fn write_group(
             .iter()
             .cloned()
             .fold(recorded(app.annotations()), |current, incoming| Some(coalesce(current, handled, incoming)));
+        let sequence = merged.as_ref().map_or(0, |record| record.sequence);
         let value = serde_json::to_string(&merged)
             .map_err(|e| RecordError::Write { name: name.to_owned(), message: e.to_string() })?;
         let patch = serde_json::json!({"metadata": {
@@ -126,7 +130,7 @@ async fn write_group(
         match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(written) => {
                 *latest = Some(written);
-                return Ok(());
+                return Ok(sequence);
             }
             Err(kube::Error::Api(e)) if e.code == 409 => continue,
             Err(error) => return Err(RecordError::Write { name: name.to_owned(), message: error.to_string() }),

@@ -1,12 +1,21 @@
 //! JSON answers of the trigger endpoint, one function per status code of DESIGN §2.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-pub fn accepted(trigger_id: &str, applications: &[String], deferred_until: Option<jiff::Timestamp>) -> Response {
-    let mut body = json!({"triggerId": trigger_id, "applications": applications});
+/// 202: the trigger is stored; `sequences` tells, per application, the record sequence that
+/// holds it, so a caller can see when it is carried out (`status.lastTrigger.sequence` ≥ it).
+pub fn accepted(
+    trigger_id: &str,
+    applications: &[String],
+    sequences: &BTreeMap<String, i64>,
+    deferred_until: Option<jiff::Timestamp>,
+) -> Response {
+    let mut body = json!({"triggerId": trigger_id, "applications": applications, "sequences": sequences});
     if let Some(until) = deferred_until {
         body["deferredUntil"] = json!(until.to_string());
     }

@@ -10,8 +10,11 @@ use kube::ResourceExt;
 
 use crate::api::{GitOpsApplication, TriggerRecord};
 
-/// Ids of merged calls listed in a record; more are counted in `coalesced_count` only.
-pub const MAX_LISTED_IDS: usize = 1000;
+/// Ids of merged calls listed in a record; more are counted in `coalesced_count` only. Every id
+/// makes each write of the application bigger (this annotation and `status.lastTrigger` are
+/// sent and stored whole on every trigger write), so the list stays short; a caller follows its
+/// call by the `sequences` of its 202 answer instead.
+pub const MAX_LISTED_IDS: usize = 20;
 
 /// Annotation holding the latest trigger (JSON of [`TriggerRecord`]).
 pub const TRIGGER_ANNOTATION: &str = "tugboat.dev/trigger";

@@ -13,3 +13,4 @@ pub mod receiver;
 pub mod restricted;
 pub mod schemas;
 pub mod ssh_server;
+pub mod triggers;
