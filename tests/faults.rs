@@ -22,7 +22,7 @@ use tugboat::api::{DeploymentResult, GitOpsApplication};
 
 use support::cluster::eventually;
 use support::fixture::{Fixture, demo_manifests, is_ready_at, ready};
-use support::http::post;
+use support::http::try_request;
 use support::operator::Operator;
 use support::triggers::{Accepted, carried_out};
 
@@ -126,12 +126,10 @@ fn load(
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     n += 1;
                     let port = *port.lock().expect("lock");
-                    let reply = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-                        Ok(_) => post(port, &format!("{path}?SERVICE_TAG=c{client}n{n}"), &[], b"").await,
-                        Err(_) => {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
+                    let target = format!("{path}?SERVICE_TAG=c{client}n{n}");
+                    let Some(reply) = try_request(port, "POST", &target, &[], b"").await else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
                     };
                     *codes.entry(reply.status).or_default() += 1;
                     if reply.status == 202 {

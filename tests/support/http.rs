@@ -18,8 +18,18 @@ impl Reply {
 /// Sends one request (`Connection: close`) and reads the whole answer. Write errors are
 /// ignored so that a server refusing a large body early still gets its answer read.
 pub async fn request(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let mut stream =
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect to the trigger endpoint");
+    try_request(port, method, target, headers, body).await.expect("connect to the trigger endpoint")
+}
+
+/// [`request`], or `None` when nothing listens on `port` (an operator being restarted).
+pub async fn try_request(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Reply> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
     let mut head = format!(
         "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -35,7 +45,7 @@ pub async fn request(port: u16, method: &str, target: &str, headers: &[(&str, &s
     let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Reply { status, body }
+    Some(Reply { status, body })
 }
 
 pub async fn post(port: u16, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
