@@ -81,7 +81,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now_ms() { date +%s%3N; }
+now_ms() { local us=${EPOCHREALTIME/./}; echo $((us / 1000)); }
 
 # --- 1. the repository --------------------------------------------------------------------
 git init --quiet --bare --initial-branch=main "$WORK/repo.git"
@@ -180,11 +180,16 @@ by_tugboat() {
     code=$(curl -sS -o "$WORK/answer.json" -w '%{http_code}' -X POST "$HOOK_URL")
     [[ $code == 202 ]] || die "the call answered $code: $(cat "$WORK/answer.json")"
     id=$(jq -r .triggerId "$WORK/answer.json")
-    local until=$((SECONDS + DEADLINE)) result=
+    # Each watch line is matched in bash, not by a jq process per line: a process start per
+    # status change would be counted against tugboat. The API server sorts the keys of a
+    # deployment record (… result, revision, startedAt, triggerId).
+    local until=$((SECONDS + DEADLINE)) result= finished="\"result\":\"(Succeeded|Failed)\"[^}]*\"triggerId\":\"$id\""
     while ((SECONDS < until)); do
         IFS= read -r -t "$DEADLINE" line <&"$watch_fd" || break
-        result=$(jq -r --arg id "$id" '.object.status.deployments[-1] // {} | select(.triggerId == $id) | .result' <<<"$line")
-        [[ $result == Succeeded || $result == Failed ]] && break
+        if [[ $line =~ $finished ]]; then
+            result=${BASH_REMATCH[1]}
+            break
+        fi
     done
     ended=$(now_ms)
     exec {watch_fd}<&-

@@ -121,14 +121,20 @@ start kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$kube
   --leader-elect=false --bind-address 127.0.0.1 --secure-port "$cm_port" \
   --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
   --use-service-account-credentials=false --controllers '*' \
-  --concurrent-deployment-syncs 10 --concurrent-replicaset-syncs 10 --kube-api-qps 200 --kube-api-burst 400
+  --concurrent-deployment-syncs 10 --concurrent-replicaset-syncs 10 --kube-api-qps 200 --kube-api-burst 400 \
+  --node-monitor-grace-period 5m
 start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$kubeconfig" \
   --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
   --leader-elect=false --bind-address 127.0.0.1 --secure-port "$sched_port"
 
 log "starting kwok (fake nodes that run pods)"
+# The fake nodes heartbeat through node leases, as kubelets do. Without leases kwok posts node
+# status about once a minute, past the controller manager's default 50 s grace period: every
+# node went NotReady for a few seconds each minute and the node controller marked their pods
+# NotReady, which stalled rollouts at random. The longer grace period covers a kwok slowed
+# down by a loaded machine.
 start kwok "$bin/kwok" --kubeconfig "$kubeconfig" --manage-all-nodes=true \
-  --server-address "127.0.0.1:$kwok_port" --cidr 10.64.0.1/16
+  --server-address "127.0.0.1:$kwok_port" --cidr 10.64.0.1/16 --node-lease-duration-seconds 40
 for node in kwok-node-0 kwok-node-1; do
   "$bin/kubectl" --kubeconfig "$kubeconfig" apply -f - >/dev/null <<NODE
 apiVersion: v1

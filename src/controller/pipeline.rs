@@ -165,7 +165,7 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
                 let restarts = !t.rollout_restart.is_empty();
                 crate::window::held_until(&windows, jiff::Timestamp::now(), restarts, t.override_window)
             };
-            match claim::claim(api, &app.name_any(), held).await? {
+            match claim::claim(api, app, held).await? {
                 Claim::Claimed(trigger, claimed) => (Some(trigger), claimed.variables, claimed.image_tag),
                 Claim::Held(trigger, next_open) => return defer(run, context, Some(trigger), next_open).await,
                 Claim::Nothing => (None, overrides, image_tag),
@@ -251,7 +251,7 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
     status::write(api, app, &run.status).await?;
     let (event, verb) =
         if resumed.is_some() { ("DeploymentResumed", "Resuming") } else { ("DeploymentStarted", "Deploying") };
-    events::publish(context, app, false, event, format!("{verb} revision {} ({deploy_id})", revision.name)).await;
+    events::publish_in_background(context, app, event, format!("{verb} revision {} ({deploy_id})", revision.name));
 
     let health_timeout = spec.health_timeout.parse().unwrap_or(Duration::from_secs(300));
     let default_namespace = spec.target_namespace.clone().unwrap_or_else(|| namespace.clone());

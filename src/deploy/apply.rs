@@ -116,23 +116,17 @@ impl Deployer {
         let namespaces_in_set: BTreeSet<String> =
             resolved.iter().filter(|r| r.object.is_namespace()).map(|r| r.object.name.clone()).collect();
 
-        // 1. Dry run of everything that can be checked now.
-        for item in &resolved {
-            let Some(resource) = &item.resource else { continue };
-            let api = dynamic_api(&client, resource, item.namespace.as_deref());
-            let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
-            if let Err(error) = api.patch(&item.object.name, &params, &Patch::Apply(&item.object.value)).await {
-                let namespace_pending = item.namespace.as_ref().is_some_and(|ns| namespaces_in_set.contains(ns))
-                    && matches!(&error, kube::Error::Api(e) if e.code == 404);
-                if !namespace_pending {
-                    return Err(DeployError::from_api(&item.object.origin, &item.object.display(), error));
-                }
-            }
+        // 1. Dry run of everything that can be checked now, side by side, while the workloads'
+        // generations before the apply are read; the first refusal in file order is reported.
+        let dry_runs: Vec<_> = resolved.iter().map(|item| dry_run(&client, item, &namespaces_in_set)).collect();
+        let dry_runs = futures::stream::iter(dry_runs).buffered(PARALLEL_REQUESTS).collect::<Vec<_>>();
+        let (refusals, before) = tokio::join!(dry_runs, self.workload_generations(&client, &resolved));
+        if let Some(refusal) = refusals.into_iter().flatten().next() {
+            return Err(refusal);
         }
 
         // 2. Namespaces and CRDs first; kinds the new CRDs define are resolved once established.
         let mut outcome = Outcome::default();
-        let before = self.workload_generations(&client, &resolved).await;
         for item in resolved.iter().filter(|r| r.object.is_namespace() || r.object.is_crd()) {
             self.apply_one(&client, item).await?;
         }
@@ -263,18 +257,20 @@ impl Deployer {
         })
     }
 
+    /// The live generation of every workload in the set (`None` when it does not exist yet).
     async fn workload_generations(&self, client: &Client, resolved: &[Resolved]) -> HashMap<String, Option<i64>> {
-        let mut generations = HashMap::new();
-        for item in resolved {
-            let Some(resource) = &item.resource else { continue };
-            if !health::is_workload(&item.object.gvk.group, &item.object.gvk.kind) {
-                continue;
-            }
-            let api = dynamic_api(client, resource, item.namespace.as_deref());
-            let generation = api.get_opt(&item.object.name).await.ok().flatten().and_then(|o| o.metadata.generation);
-            generations.insert(item.object.display(), generation);
-        }
-        generations
+        let reads: Vec<_> = resolved
+            .iter()
+            .filter(|item| health::is_workload(&item.object.gvk.group, &item.object.gvk.kind))
+            .filter_map(|item| {
+                let api = dynamic_api(client, item.resource.as_ref()?, item.namespace.as_deref());
+                Some(async move {
+                    let live = api.get_opt(&item.object.name).await.ok().flatten();
+                    (item.object.display(), live.and_then(|o| o.metadata.generation))
+                })
+            })
+            .collect();
+        futures::stream::iter(reads).buffer_unordered(PARALLEL_REQUESTS).collect().await
     }
 
     async fn wait_established(&self, name: &str) -> Result<(), DeployError> {
@@ -367,6 +363,20 @@ fn inventory_entry(item: &Resolved) -> InventoryEntry {
         name: item.object.name.clone(),
     }
 }
+
+/// The server-side dry run of one object: the error that refuses it, if any. A 404 for an
+/// object whose namespace the same set creates is no refusal (the namespace comes first).
+async fn dry_run(client: &Client, item: &Resolved, namespaces_in_set: &BTreeSet<String>) -> Option<DeployError> {
+    let api = dynamic_api(client, item.resource.as_ref()?, item.namespace.as_deref());
+    let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+    let error = api.patch(&item.object.name, &params, &Patch::Apply(&item.object.value)).await.err()?;
+    let namespace_pending = item.namespace.as_ref().is_some_and(|ns| namespaces_in_set.contains(ns))
+        && matches!(&error, kube::Error::Api(e) if e.code == 404);
+    (!namespace_pending).then(|| DeployError::from_api(&item.object.origin, &item.object.display(), error))
+}
+
+/// Read-only requests (dry runs, reads) one deployment keeps in flight at once.
+const PARALLEL_REQUESTS: usize = 8;
 
 /// How often a watched rollout is also read directly.
 const HEALTH_REREAD: Duration = Duration::from_secs(2);
