@@ -15,12 +15,15 @@
 #   5. storm: pushes a second commit (the Deployment's env changes, so every Deployment rolls
 #      out), calls the webhook once, and times until every application is Ready at the new
 #      commit; counts the fetches made meanwhile (the target is exactly 1),
+#   6. floor (FLOOR=1, the default): stops the operator and, in a second namespace, applies the
+#      same APPS × 3 objects with one `kubectl apply --server-side` and times until every
+#      Deployment is available: what the control plane itself needs for this much work,
 # and prints a Markdown table. It deletes what it created and is bounded in time (each wait has
 # a deadline).
 #
 # Usage: bench/scale.sh
 # Env:   APPS (default 100), CONCURRENCY (operator --concurrency, default: the operator's),
-#        POLL (seconds, default 0.5), IDLE (seconds, default 15), DEADLINE (seconds per wait,
+#        POLL (seconds, default 0.5), IDLE (seconds, default 15), FLOOR (default 1), DEADLINE (seconds per wait,
 #        default 600), OPERATOR_ARGS, KUBECONFIG_PATH, KUBECTL, TUGBOAT, KEEP_LOGS=1
 set -euo pipefail
 
@@ -57,6 +60,7 @@ cleanup() {
         kill -KILL "$OPERATOR_PID" 2>/dev/null || true
         wait "$OPERATOR_PID" 2>/dev/null || true
     fi
+    k delete namespace "$NS-floor" --wait=false >/dev/null 2>&1 || true
     if k get namespace "$NS" >/dev/null 2>&1; then
         # Without the operator, finalizers would hold the namespace: drop them, then delete.
         k -n "$NS" get gitopsapplications -o name 2>/dev/null |
@@ -213,6 +217,33 @@ read -r START_MED START_MAX TOOK_MED TOOK_MAX < <(k -n "$NS" get gitopsapplicati
         | (map(.s) | sort) as $s | (map(.d) | sort) as $d
         | "\($s[length/2|floor]) \($s[-1]) \($d[length/2|floor]) \($d[-1])"')
 
+# --- 6. the floor: the same objects by kubectl, operator stopped ---------------------------
+FLOOR_MS=
+if [[ ${FLOOR:-1} == 1 ]]; then
+    kill -TERM "$OPERATOR_PID" 2>/dev/null || true
+    wait "$OPERATOR_PID" 2>/dev/null || true
+    OPERATOR_PID=
+    git -C "$WORK/src" show "$FIRST:deploy/app.yaml" >"$WORK/app.yaml"
+    python3 - "$APPS" "$WORK/app.yaml" >"$WORK/floor.yaml" <<'EOF'
+import sys
+count, template = int(sys.argv[1]), open(sys.argv[2]).read()
+print("\n---\n".join(template.replace("${APP}", f"app-{i:04d}") for i in range(count)))
+EOF
+    k create namespace "$NS-floor" >/dev/null
+    progress "floor: kubectl apply --server-side of the same $((APPS * 3)) objects into $NS-floor"
+    started=$(now_ms)
+    k -n "$NS-floor" apply --server-side --field-manager=bench -f "$WORK/floor.yaml" >/dev/null
+    until=$((SECONDS + DEADLINE)) last=-1
+    while :; do
+        count=$(k -n "$NS-floor" get deployments -o json | jq '[.items[] | select((.status.availableReplicas // 0) >= 1)] | length')
+        if ((count != last)); then progress "floor: $count/$APPS Deployments available"; last=$count; fi
+        ((count >= APPS)) && break
+        ((SECONDS < until)) || die "floor: only $count/$APPS Deployments available after ${DEADLINE}s"
+        sleep "$POLL"
+    done
+    FLOOR_MS=$(($(now_ms) - started))
+fi
+
 cpus=$(getconf _NPROCESSORS_ONLN)
 ms() { awk -v ms="$1" 'BEGIN { printf "%.1f s", ms / 1000 }'; }
 mib() { awk -v kb="$1" 'BEGIN { printf "%.1f MiB", kb / 1024 }'; }
@@ -230,5 +261,12 @@ $APPS applications (ConfigMap + Deployment + Service each) on one repository, $c
 Storm breakdown (second precision, from status.deployments): deployments started a median
 $(ms "$START_MED") (last $(ms "$START_MAX")) after the call and took a median $(ms "$TOOK_MED") (longest $(ms "$TOOK_MAX")).
 EOF
+if [[ -n $FLOOR_MS ]]; then
+    cat <<EOF
+Floor, operator stopped: one \`kubectl apply --server-side\` of the same $((APPS * 3)) objects into a
+fresh namespace, then every Deployment available: $(ms "$FLOOR_MS"); first sync / floor =
+$(awk -v a="$SYNC_MS" -v b="$FLOOR_MS" 'BEGIN { printf "%.2f", a / b }')×.
+EOF
+fi
 # One line for bench/run-all.sh.
-echo "SUMMARY apps=$APPS create_s=$(awk -v ms="$CREATE_MS" 'BEGIN{printf "%.1f", ms/1000}') first_sync_s=$(awk -v ms="$SYNC_MS" 'BEGIN{printf "%.1f", ms/1000}') sync_fetches=$SYNC_FETCHES rss_mib=$(awk -v kb="$RSS_KB" 'BEGIN{printf "%.1f", kb/1024}') storm_s=$(awk -v ms="$STORM_MS" 'BEGIN{printf "%.1f", ms/1000}') storm_fetches=$STORM_FETCHES"
+echo "SUMMARY apps=$APPS create_s=$(awk -v ms="$CREATE_MS" 'BEGIN{printf "%.1f", ms/1000}') first_sync_s=$(awk -v ms="$SYNC_MS" 'BEGIN{printf "%.1f", ms/1000}') sync_fetches=$SYNC_FETCHES rss_mib=$(awk -v kb="$RSS_KB" 'BEGIN{printf "%.1f", kb/1024}') storm_s=$(awk -v ms="$STORM_MS" 'BEGIN{printf "%.1f", ms/1000}') storm_fetches=$STORM_FETCHES floor_s=$(awk -v ms="${FLOOR_MS:-0}" 'BEGIN{printf "%.1f", ms/1000}')"
