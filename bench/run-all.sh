@@ -3,7 +3,7 @@
 #
 # Starts the test control plane if it is not running (and stops it afterwards), builds the
 # release binary, then runs, one after the other so they do not disturb each other:
-#   criterion     cargo bench: render, window, signature, git_source, outgoing
+#   criterion     cargo bench (profile bench-quick): render, window, signature, git_source, outgoing
 #   endpoint      bench/endpoint_load.sh      signed pushes, triggering calls (wrk)
 #   restart       bench/trigger_to_rollout.sh call with rollout-restart vs kubectl
 #   commit        MODE=commit …               new commit + call vs git fetch + kubectl apply
@@ -50,7 +50,7 @@ run() { # run NAME COMMAND... : output to target/bench/NAME.txt, failures report
         progress "$name failed; see $OUT/$name.log"
     fi
 }
-run criterion cargo bench --locked --bench render --bench window --bench signature --bench git_source --bench outgoing
+run criterion cargo bench --locked --profile bench-quick --bench render --bench window --bench signature --bench git_source --bench outgoing
 run endpoint env DURATION=10s RUNS=3 THREADS=2 bench/endpoint_load.sh
 run restart env MODE=restart RUNS=7 bench/trigger_to_rollout.sh
 run commit env MODE=commit RUNS=7 bench/trigger_to_rollout.sh
