@@ -37,7 +37,8 @@ pub const RECONCILE_REQUESTED_ANNOTATION: &str = "tugboat.dev/reconcile-requeste
 pub struct Settings {
     /// Allow `file://` repository URLs.
     pub allow_file_sources: bool,
-    /// Applications reconciled at once.
+    /// Applications fetched, rendered and applied at once; up to [`WAITING_PER_SLOT`] times as
+    /// many more may be waiting for their rollouts meanwhile.
     pub concurrency: u16,
     /// Wait this long for more changes before reconciling.
     pub debounce: Duration,
@@ -47,6 +48,9 @@ pub struct Settings {
     pub default_windows: Vec<crate::api::ChangeWindow>,
 }
 
+/// Reconciles that may wait for rollouts per slot of `--concurrency`.
+pub const WAITING_PER_SLOT: u16 = 8;
+
 /// Shared state of every reconcile.
 pub struct Context {
     pub client: Client,
@@ -54,6 +58,10 @@ pub struct Context {
     pub deployer: Deployer,
     pub recorder: Recorder,
     pub settings: Settings,
+    /// Reconciles doing work (fetch, render, dry run, apply) at once: `--concurrency`. A
+    /// deployment gives its slot back while it waits for its rollout, so a hundred applications
+    /// rolling out at once do not queue behind each other's rollouts.
+    pub work_slots: Arc<tokio::sync::Semaphore>,
     /// Outgoing webhooks: events and deployment gates.
     pub outgoing: Arc<crate::outgoing::dispatch::Outgoing>,
 }
@@ -72,6 +80,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             git,
+            work_slots: Arc::new(tokio::sync::Semaphore::new(usize::from(settings.concurrency.max(1)))),
             settings,
             outgoing,
         }
@@ -103,8 +112,10 @@ pub async fn run(context: Arc<Context>, shutdown: impl std::future::Future<Outpu
         .reflect(writer)
         .applied_objects()
         .predicate_filter(reconcile_key, PredicateConfig::default());
-    let config =
-        controller::Config::default().debounce(context.settings.debounce).concurrency(context.settings.concurrency);
+    // The work itself is bounded by `work_slots`; these reconciles also include those that
+    // only wait for a rollout, which costs a watch and no CPU.
+    let reconciles = context.settings.concurrency.saturating_mul(WAITING_PER_SLOT);
+    let config = controller::Config::default().debounce(context.settings.debounce).concurrency(reconciles);
     Controller::for_stream(stream, reader)
         .with_config(config)
         .graceful_shutdown_on(shutdown)

@@ -28,14 +28,19 @@ const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
 
 #[tracing::instrument(skip_all, fields(application = %app.name_any(), namespace = app.namespace().unwrap_or_default()))]
 pub async fn reconcile(app: Arc<GitOpsApplication>, context: Arc<Context>) -> Result<Action, Error> {
+    // A work slot (`--concurrency`); a deployment hands it back while it waits for its rollout.
+    // The semaphore is never closed, so `None` cannot happen in practice; it would only mean
+    // working without a slot.
+    let work_slot = context.work_slots.clone().acquire_owned().await.ok();
     let started = std::time::Instant::now();
     let _in_flight = crate::metrics::global().reconcile_started();
     let namespace = app.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<GitOpsApplication> = Api::namespaced(context.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, app, |event| async {
+    let (api_ref, context_ref) = (&api, &context);
+    let result = finalizer(&api, FINALIZER, app, move |event| async move {
         match event {
-            Finalizer::Apply(app) => apply(&app, &api, &context).await,
-            Finalizer::Cleanup(app) => cleanup(&app, &context).await,
+            Finalizer::Apply(app) => apply(&app, api_ref, context_ref, work_slot).await,
+            Finalizer::Cleanup(app) => cleanup(&app, context_ref).await,
         }
     })
     .await
@@ -72,7 +77,12 @@ impl Run<'_> {
     }
 }
 
-async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &Context) -> Result<Action, Error> {
+async fn apply(
+    app: &GitOpsApplication,
+    api: &Api<GitOpsApplication>,
+    context: &Context,
+    work_slot: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<Action, Error> {
     let namespace = app.namespace().ok_or(Error::NoNamespace)?;
     let spec = &app.spec;
     let mut run = Run { app, api, status: app.status.clone().unwrap_or_default(), generation: app.metadata.generation };
@@ -266,6 +276,7 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
             .as_ref()
             .map_or(RestartSelection::None, |t| RestartSelection::from_entries(&t.rollout_restart)),
         health_timeout,
+        work_slot,
     };
     // BeforeDeployment gates decide whether anything is applied at all.
     let gate = notify::started(context, app, hook_event.clone()).await;

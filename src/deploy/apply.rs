@@ -42,6 +42,9 @@ pub struct DeployRequest<'a> {
     pub prune: bool,
     pub restart: RestartSelection,
     pub health_timeout: Duration,
+    /// The reconcile's work slot, given back once everything is applied and only the rollout
+    /// is awaited.
+    pub work_slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// What a deployment did.
@@ -204,7 +207,8 @@ impl Deployer {
             }
         }
 
-        // 6. Health of what changed or restarted.
+        // 6. Health of what changed or restarted, without holding a work slot.
+        drop(request.work_slot);
         outcome.unhealthy = wait_healthy(&client, &watch, request.health_timeout).await;
         Ok(outcome)
     }
