@@ -195,6 +195,8 @@ progress "idle for ${IDLE}s, then reading the operator's memory"
 sleep "$IDLE"
 RSS_KB=$(awk '/^VmRSS:/ {print $2}' "/proc/$OPERATOR_PID/status")
 HWM_KB=$(awk '/^VmHWM:/ {print $2}' "/proc/$OPERATOR_PID/status")
+ANON_KB=$(awk '/^RssAnon:/ {print $2}' "/proc/$OPERATOR_PID/status")
+FILE_KB=$(awk '/^RssFile:/ {print $2}' "/proc/$OPERATOR_PID/status")
 
 # --- 5. one push, one webhook call --------------------------------------------------------
 WEBHOOK_PATH=$(k -n "$NS" get webhook push -o jsonpath='{.status.webhookPath}')
@@ -255,7 +257,7 @@ $APPS applications (ConfigMap + Deployment + Service each) on one repository, $c
 |---|---:|---:|
 | create the applications (\`kubectl apply --server-side\`, operator stopped) | $(ms "$CREATE_MS") | — |
 | first sync: operator start → all Ready at the commit | $(ms "$SYNC_MS") | $SYNC_FETCHES |
-| memory after sync, idle ${IDLE}s: VmRSS (peak VmHWM) | $(mib "$RSS_KB") ($(mib "$HWM_KB")) | — |
+| memory after sync, idle ${IDLE}s: VmRSS (peak VmHWM; heap and stacks + mapped binary) | $(mib "$RSS_KB") ($(mib "$HWM_KB"); $(mib "$ANON_KB") + $(mib "$FILE_KB")) | — |
 | one push + one webhook call → all Ready at the new commit (202 after $ANSWER_MS ms) | $(ms "$STORM_MS") | $STORM_FETCHES |
 
 Storm breakdown (second precision, from status.deployments): deployments started a median
