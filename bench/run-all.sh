@@ -69,7 +69,8 @@ verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v+0 != v) { print "â
     ok = (op == "ge") ? v >= t : v <= t; print ok ? "met" : "**missed**" }'; }
 criterion_rows() {
     [[ -f $OUT/criterion.txt ]] || return 0
-    awk '/time:/ { pre = $0; sub(/time:.*/, "", pre); gsub(/^ +| +$/, "", pre); if (pre != "") id = pre
+    awk '/time:/ && /%/ { next }  # a "change:" block compares with the previous run
+         /time:/ { pre = $0; sub(/time:.*/, "", pre); gsub(/^ +| +$/, "", pre); if (pre != "") id = pre
                    s = $0; sub(/.*time: *\[/, "", s); sub(/\].*/, "", s); split(s, t, " ")
                    printf "| `%s` | %s %s |\n", id, t[3], t[4]; next }
          /^[^ ]/ && !/^(Benchmarking|Found|Gnuplot|Warning|Running|Finished|Compiling)/ { id = $0 }' "$OUT/criterion.txt"
