@@ -3,7 +3,9 @@
 //! A cached value is used for [`FRESH_FOR`]; after that the next call reads the Secret again.
 //! A signature that does not verify with a cached value is checked once more against a fresh
 //! read (at most once per [`RECHECK_AFTER`]), so a rotated secret works from its first call,
-//! while bad signatures cannot turn into one API read each.
+//! while bad signatures cannot turn into one API read each. Concurrent calls that need a read
+//! of the same Secret share one: under a flood, an expired or doubted value costs one read, not
+//! one per connection.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +47,8 @@ struct Entry {
 #[derive(Default)]
 pub struct SecretCache {
     entries: Mutex<HashMap<SecretKey, Entry>>,
+    /// One read at a time per key; those who queued behind it take its result.
+    reads: Mutex<HashMap<SecretKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// A value and whether it came from the cache (and may be stale).
@@ -78,6 +82,17 @@ impl SecretCache {
     }
 
     async fn read(&self, client: &Client, key: &SecretKey) -> Result<Arc<Vec<u8>>, SecretError> {
+        let asked = Instant::now();
+        let gate = {
+            let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(reads.entry(key.clone()).or_default())
+        };
+        let _reading = gate.lock().await;
+        if let Some((value, age)) = self.cached(key)
+            && age <= asked.elapsed()
+        {
+            return Ok(value); // read by someone else after this call asked
+        }
         let secrets: Api<Secret> = Api::namespaced(client.clone(), &key.namespace);
         let read_at = Instant::now();
         let result = match secrets.get_opt(&key.name).await {
