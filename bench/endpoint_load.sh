@@ -36,9 +36,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-KUBECONFIG_PATH=${KUBECONFIG_PATH:-$ROOT/target/testenv/kubeconfig}
-KUBECTL=${KUBECTL:-$HOME/.cache/tugboat/testenv/bin/kubectl}
-TUGBOAT=${TUGBOAT:-$ROOT/target/release/tugboat}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 DEADLINE=${DEADLINE:-60}
 DURATION=${DURATION:-15s}
 CONNECTIONS=${CONNECTIONS:-64}
@@ -48,31 +47,16 @@ COMPARE=${COMPARE:-1}
 TRIGGERS=${TRIGGERS:-1}
 PAYLOAD_BYTES=${PAYLOAD_BYTES:-7000}
 
-die() { echo "error: $*" >&2; exit 1; }
 command -v wrk >/dev/null || die "wrk is not installed; as root: apt-get install -y wrk"
-[[ -f $KUBECONFIG_PATH ]] || die "no kubeconfig at $KUBECONFIG_PATH (run: make testenv-up)"
-[[ -x $KUBECTL ]] || die "no kubectl at $KUBECTL (run: make testenv-build)"
-[[ -x $TUGBOAT ]] || die "no binary at $TUGBOAT (run: cargo build --release)"
-for tool in jq curl openssl python3 getconf awk; do command -v "$tool" >/dev/null || die "$tool is required"; done
-
-k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" --request-timeout=30s "$@"; }
-k version >/dev/null 2>&1 || die "the control plane does not answer (run: make testenv-up)"
-"$TUGBOAT" crds | k apply --server-side --force-conflicts --field-manager=tugboat-tests -f - >/dev/null
-k wait --for=condition=Established --timeout=60s crd/webhooks.tugboat.dev crd/gitopsapplications.tugboat.dev >/dev/null
+prepare jq curl openssl python3 getconf awk
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tugboat-endpoint.XXXXXX")
 SUFFIX=$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 NS=bench-endpoint-$SUFFIX
 TOKEN=bench-$(head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-OPERATOR_PID=
 
 cleanup() {
-    if [[ -n $OPERATOR_PID ]] && kill -0 "$OPERATOR_PID" 2>/dev/null; then
-        kill -TERM "$OPERATOR_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$OPERATOR_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$OPERATOR_PID" 2>/dev/null || true
-        wait "$OPERATOR_PID" 2>/dev/null || true
-    fi
+    stop_operator
     if k get namespace "$NS" >/dev/null 2>&1; then
         # The application carries the operator's finalizer, and the operator is gone: drop it.
         k -n "$NS" patch gitopsapplication shop --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
@@ -83,8 +67,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- 1. the objects -----------------------------------------------------------------------
 # `site` deploys for real (one ConfigMap, from a local repository), so its triggers are carried out.

@@ -20,41 +20,18 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 N=${N:-50}
-KUBECONFIG_PATH=${KUBECONFIG_PATH:-$ROOT/target/testenv/kubeconfig}
-KUBECTL=${KUBECTL:-$HOME/.cache/tugboat/testenv/bin/kubectl}
-TUGBOAT=${TUGBOAT:-$ROOT/target/release/tugboat}
 DEADLINE=${DEADLINE:-120}
 CONCURRENCY=${CONCURRENCY:-8}
 
-die() { echo "error: $*" >&2; exit 1; }
-[[ -f $KUBECONFIG_PATH ]] || die "no kubeconfig at $KUBECONFIG_PATH (run: make testenv-up)"
-[[ -x $KUBECTL ]] || die "no kubectl at $KUBECTL (run: make testenv-build)"
-[[ -x $TUGBOAT ]] || die "no binary at $TUGBOAT (run: cargo build --release)"
-for tool in git jq curl getconf; do command -v "$tool" >/dev/null || die "$tool is required"; done
-
-k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" --request-timeout=30s "$@"; }
-k version >/dev/null 2>&1 || die "the control plane does not answer (run: make testenv-up)"
-# The CRDs, as the tests install them (server-side apply; a no-op when they are current).
-"$TUGBOAT" crds | k apply --server-side --force-conflicts --field-manager=tugboat-tests -f - >/dev/null
-k wait --for=condition=Established --timeout=60s crd/gitopsapplications.tugboat.dev >/dev/null
+prepare git jq curl getconf python3
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tugboat-nochange.XXXXXX")
 SUFFIX=$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 NS=bench-nochange-$SUFFIX
 IDLE_NS=bench-idle-$SUFFIX
-OPERATOR_PID=
-
-stop_operator() {
-    if [[ -n $OPERATOR_PID ]] && kill -0 "$OPERATOR_PID" 2>/dev/null; then
-        kill -TERM "$OPERATOR_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$OPERATOR_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$OPERATOR_PID" 2>/dev/null || true
-        wait "$OPERATOR_PID" 2>/dev/null || true
-    fi
-    OPERATOR_PID=
-}
-
 cleanup() {
     stop_operator
     # Deleting the applications needs a running operator only for their finalizer; remove it.
@@ -70,7 +47,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start_operator NAMESPACE LOGFILE: starts tugboat in the background and waits for /readyz.
 start_operator() {
@@ -104,8 +80,6 @@ cpu_ms() {
     done
     echo "$(((fields[11] + fields[12]) * 1000 / ticks)) $(((fields[13] + fields[14]) * 1000 / ticks)) $((sched / 1000000))"
 }
-
-now_ms() { date +%s%3N; }
 
 count() { grep -c "\"message\":\"$1\"" "$2" || true; }
 

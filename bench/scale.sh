@@ -28,38 +28,23 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-KUBECONFIG_PATH=${KUBECONFIG_PATH:-$ROOT/target/testenv/kubeconfig}
-KUBECTL=${KUBECTL:-$HOME/.cache/tugboat/testenv/bin/kubectl}
-TUGBOAT=${TUGBOAT:-$ROOT/target/release/tugboat}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 APPS=${APPS:-100}
 POLL=${POLL:-0.5}
 IDLE=${IDLE:-15}
 DEADLINE=${DEADLINE:-600}
 
-die() { echo "error: $*" >&2; exit 1; }
-[[ -f $KUBECONFIG_PATH ]] || die "no kubeconfig at $KUBECONFIG_PATH (run: make testenv-up)"
-[[ -x $KUBECTL ]] || die "no kubectl at $KUBECTL (run: make testenv-build)"
-[[ -x $TUGBOAT ]] || die "no binary at $TUGBOAT (run: cargo build --release)"
-for tool in git jq curl python3 awk; do command -v "$tool" >/dev/null || die "$tool is required"; done
-
-k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" --request-timeout=60s "$@"; }
-k version >/dev/null 2>&1 || die "the control plane does not answer (run: make testenv-up)"
-"$TUGBOAT" crds | k apply --server-side --force-conflicts --field-manager=tugboat-tests -f - >/dev/null
-k wait --for=condition=Established --timeout=60s crd/webhooks.tugboat.dev crd/gitopsapplications.tugboat.dev >/dev/null
+K_TIMEOUT=${K_TIMEOUT:-60s}
+prepare git jq curl python3 awk
 k wait --for=condition=Ready node --all --timeout="${DEADLINE}s" >/dev/null || die "the kwok nodes are not Ready"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tugboat-scale.XXXXXX")
 SUFFIX=$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 NS=bench-scale-$SUFFIX
-OPERATOR_PID=
 
 cleanup() {
-    if [[ -n $OPERATOR_PID ]] && kill -0 "$OPERATOR_PID" 2>/dev/null; then
-        kill -TERM "$OPERATOR_PID" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$OPERATOR_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$OPERATOR_PID" 2>/dev/null || true
-        wait "$OPERATOR_PID" 2>/dev/null || true
-    fi
+    stop_operator 100
     k delete namespace "$NS-floor" --wait=false >/dev/null 2>&1 || true
     if k get namespace "$NS" >/dev/null 2>&1; then
         # Without the operator, finalizers would hold the namespace: drop them, then delete.
@@ -73,8 +58,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now_ms() { date +%s%3N; }
 progress() { printf '[scale %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # --- 1. the repository --------------------------------------------------------------------
@@ -222,9 +205,7 @@ read -r START_MED START_MAX TOOK_MED TOOK_MAX < <(k -n "$NS" get gitopsapplicati
 # --- 6. the floor: the same objects by kubectl, operator stopped ---------------------------
 FLOOR_MS=
 if [[ ${FLOOR:-1} == 1 ]]; then
-    kill -TERM "$OPERATOR_PID" 2>/dev/null || true
-    wait "$OPERATOR_PID" 2>/dev/null || true
-    OPERATOR_PID=
+    stop_operator 100
     git -C "$WORK/src" show "$FIRST:deploy/app.yaml" >"$WORK/app.yaml"
     python3 - "$APPS" "$WORK/app.yaml" >"$WORK/floor.yaml" <<'EOF'
 import sys

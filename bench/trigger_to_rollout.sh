@@ -34,25 +34,15 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-KUBECONFIG_PATH=${KUBECONFIG_PATH:-$ROOT/target/testenv/kubeconfig}
-KUBECTL=${KUBECTL:-$HOME/.cache/tugboat/testenv/bin/kubectl}
-TUGBOAT=${TUGBOAT:-$ROOT/target/release/tugboat}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 DEADLINE=${DEADLINE:-120}
 RUNS=${RUNS:-5}
 MODE=${MODE:-restart}
 [[ $MODE == restart || $MODE == commit ]] || die "MODE must be restart or commit"
 REPLICAS=${REPLICAS:-2}
 
-die() { echo "error: $*" >&2; exit 1; }
-[[ -f $KUBECONFIG_PATH ]] || die "no kubeconfig at $KUBECONFIG_PATH (run: make testenv-up)"
-[[ -x $KUBECTL ]] || die "no kubectl at $KUBECTL (run: make testenv-build)"
-[[ -x $TUGBOAT ]] || die "no binary at $TUGBOAT (run: cargo build --release)"
-for tool in git jq curl python3 awk timeout; do command -v "$tool" >/dev/null || die "$tool is required"; done
-
-k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" --request-timeout=30s "$@"; }
-k version >/dev/null 2>&1 || die "the control plane does not answer (run: make testenv-up)"
-"$TUGBOAT" crds | k apply --server-side --force-conflicts --field-manager=tugboat-tests -f - >/dev/null
-k wait --for=condition=Established --timeout=60s crd/webhooks.tugboat.dev crd/gitopsapplications.tugboat.dev >/dev/null
+prepare git jq curl python3 awk timeout
 
 # Pods start on kwok nodes; a machine that was saturated a moment ago may have let them go NotReady.
 k wait --for=condition=Ready node --all --timeout="${DEADLINE}s" >/dev/null || die "the kwok nodes are not Ready"
@@ -60,17 +50,11 @@ k wait --for=condition=Ready node --all --timeout="${DEADLINE}s" >/dev/null || d
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tugboat-rollout.XXXXXX")
 SUFFIX=$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 NS=bench-rollout-$SUFFIX
-OPERATOR_PID=
 WATCH_PID=
 
 cleanup() {
     [[ -n $WATCH_PID ]] && kill "$WATCH_PID" 2>/dev/null || true
-    if [[ -n $OPERATOR_PID ]] && kill -0 "$OPERATOR_PID" 2>/dev/null; then
-        kill -TERM "$OPERATOR_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$OPERATOR_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$OPERATOR_PID" 2>/dev/null || true
-        wait "$OPERATOR_PID" 2>/dev/null || true
-    fi
+    stop_operator
     if k get namespace "$NS" >/dev/null 2>&1; then
         k -n "$NS" patch gitopsapplication shop --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
         k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
@@ -80,8 +64,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now_ms() { local us=${EPOCHREALTIME/./}; echo $((us / 1000)); }
 
 # --- 1. the repository --------------------------------------------------------------------
 git init --quiet --bare --initial-branch=main "$WORK/repo.git"

@@ -24,11 +24,9 @@ pub fn fields(crd: &CustomResourceDefinition) -> Vec<Field> {
     let Some(root) = crd.spec.versions.first().and_then(|v| v.schema.as_ref()?.open_api_v3_schema.as_ref()) else {
         return out;
     };
-    for (name, schema) in root.properties.iter().flatten() {
-        if name == "spec" || name == "status" {
-            let required = root.required.iter().flatten().any(|r| r == name);
-            walk(name, schema, required, &mut out);
-        }
+    for (name, schema) in root.properties.iter().flatten().filter(|(name, _)| *name == "spec" || *name == "status") {
+        let required = root.required.iter().flatten().any(|r| r == name);
+        walk(name, schema, required, &mut out);
     }
     out
 }
@@ -41,25 +39,20 @@ fn walk(path: &str, schema: &JSONSchemaProps, required: bool, out: &mut Vec<Fiel
         description: schema.description.clone().unwrap_or_default(),
         constraints: constraints(schema),
     });
+    walk_properties(path, schema, out);
+    if let Some(JSONSchemaPropsOrArray::Schema(items)) = &schema.items {
+        walk_properties(&format!("{path}[]"), items, out);
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(values)) = &schema.additional_properties {
+        walk_properties(&format!("{path}.*"), values, out);
+    }
+}
+
+/// The named properties of `schema`, as fields under `prefix`.
+fn walk_properties(prefix: &str, schema: &JSONSchemaProps, out: &mut Vec<Field>) {
     for (name, child) in schema.properties.iter().flatten() {
         let required = schema.required.iter().flatten().any(|r| r == name);
-        walk(&format!("{path}.{name}"), child, required, out);
-    }
-    if let Some(JSONSchemaPropsOrArray::Schema(items)) = &schema.items
-        && (items.properties.is_some() || items.items.is_some())
-    {
-        for (name, child) in items.properties.iter().flatten() {
-            let required = items.required.iter().flatten().any(|r| r == name);
-            walk(&format!("{path}[].{name}"), child, required, out);
-        }
-    }
-    if let Some(JSONSchemaPropsOrBool::Schema(values)) = &schema.additional_properties
-        && values.properties.is_some()
-    {
-        for (name, child) in values.properties.iter().flatten() {
-            let required = values.required.iter().flatten().any(|r| r == name);
-            walk(&format!("{path}.*.{name}"), child, required, out);
-        }
+        walk(&format!("{prefix}.{name}"), child, required, out);
     }
 }
 

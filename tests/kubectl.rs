@@ -2,17 +2,29 @@
 
 mod support;
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use support::cluster::{self, kubeconfig_path, testenv_bin};
 
-fn explain(path: &str) -> String {
-    let output = Command::new(testenv_bin("kubectl"))
+/// Runs the test control plane's kubectl with `args`.
+fn kubectl(args: &[&str]) -> Output {
+    Command::new(testenv_bin("kubectl"))
         .arg("--kubeconfig")
         .arg(kubeconfig_path())
-        .args(["explain", path])
+        .args(args)
         .output()
-        .expect("run kubectl explain");
+        .expect("run kubectl")
+}
+
+/// Applies one file of `examples/` into `namespace`.
+fn apply_example(namespace: &str, file: &str) {
+    let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
+    let apply = kubectl(&["apply", "-n", namespace, "-f", &path]);
+    assert!(apply.status.success(), "{file}: {}", String::from_utf8_lossy(&apply.stderr));
+}
+
+fn explain(path: &str) -> String {
+    let output = kubectl(&["explain", path]);
     assert!(output.status.success(), "kubectl explain {path}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -51,35 +63,16 @@ async fn kubectl_get_shows_health_live_revision_and_last_call() {
     let Some(client) = cluster::client().await else { return };
     cluster::install_crds(&client).await;
     let ns = cluster::TestNamespace::create(&client, "columns").await;
-    let apply = Command::new(testenv_bin("kubectl"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig_path())
-        .args(["apply", "-n", &ns.name, "-f"])
-        .arg(format!("{}/examples/webhook-generic.yaml", env!("CARGO_MANIFEST_DIR")))
-        .output()
-        .expect("kubectl apply");
-    assert!(apply.status.success(), "{}", String::from_utf8_lossy(&apply.stderr));
+    apply_example(&ns.name, "webhook-generic.yaml");
     let get = |kind: &str| {
-        let output = Command::new(testenv_bin("kubectl"))
-            .arg("--kubeconfig")
-            .arg(kubeconfig_path())
-            .args(["get", kind, "-n", &ns.name])
-            .output()
-            .expect("kubectl get");
+        let output = kubectl(&["get", kind, "-n", &ns.name]);
         String::from_utf8_lossy(&output.stdout).lines().next().unwrap_or_default().to_owned()
     };
     let header = get("wh");
     for column in ["READY", "PROVIDER", "PATH", "LAST CALL", "LAST DELIVERY", "MESSAGE"] {
         assert!(header.contains(column), "{column} in {header:?}");
     }
-    let app = Command::new(testenv_bin("kubectl"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig_path())
-        .args(["apply", "-n", &ns.name, "-f"])
-        .arg(format!("{}/examples/change-windows.yaml", env!("CARGO_MANIFEST_DIR")))
-        .output()
-        .expect("kubectl apply");
-    assert!(app.status.success(), "{}", String::from_utf8_lossy(&app.stderr));
+    apply_example(&ns.name, "change-windows.yaml");
     let header = get("gapp");
     for column in ["READY", "STATUS", "REVISION", "LAST DEPLOY", "MESSAGE"] {
         assert!(header.contains(column), "{column} in {header:?}");
