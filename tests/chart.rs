@@ -10,7 +10,7 @@ use kube::api::{Api, DynamicObject};
 use kube::discovery::Discovery;
 use serde_json::Value;
 
-use support::cluster::{self, TestNamespace, kubeconfig_path, testenv_bin};
+use support::cluster::{self, TestNamespace, kubeconfig_path, testenv_tool};
 use support::git_repo::TempDir;
 
 /// Value sets the chart must render validly with (each a list of `--set` arguments).
@@ -41,19 +41,6 @@ fn chart_dir() -> PathBuf {
 }
 
 /// A testenv tool, or `None` (with a message) when the chart tools were not built and no CI asks for them.
-fn tool(name: &str) -> Option<PathBuf> {
-    let path = testenv_bin(name);
-    if path.exists() {
-        return Some(path);
-    }
-    let required = ["CI", "TUGBOAT_REQUIRE_CLUSTER"]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false"));
-    assert!(!required, "{} is missing: run `make testenv-build`", path.display());
-    eprintln!("SKIPPED: {} is missing (run `make testenv-build`)", path.display());
-    None
-}
-
 fn run(command: &mut Command) -> String {
     let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -83,7 +70,7 @@ fn chart_crds_are_the_generated_ones() {
 
 #[test]
 fn helm_lint_is_clean() {
-    let Some(helm) = tool("helm") else { return };
+    let Some(helm) = testenv_tool("helm") else { return };
     for sets in VALUE_SETS {
         let mut command = Command::new(&helm);
         command.args(["lint", "--strict", "--kube-version", "1.35.0"]).arg(chart_dir());
@@ -98,7 +85,7 @@ fn helm_lint_is_clean() {
 
 #[test]
 fn values_schema_refuses_a_bad_value_naming_it() {
-    let Some(helm) = tool("helm") else { return };
+    let Some(helm) = testenv_tool("helm") else { return };
     let output = Command::new(&helm)
         .args(["template", "t"])
         .arg(chart_dir())
@@ -112,7 +99,7 @@ fn values_schema_refuses_a_bad_value_naming_it() {
 
 #[tokio::test]
 async fn rendered_chart_passes_kubeconform_strict() {
-    let (Some(helm), Some(kubeconform)) = (tool("helm"), tool("kubeconform")) else { return };
+    let (Some(helm), Some(kubeconform)) = (testenv_tool("helm"), testenv_tool("kubeconform")) else { return };
     let Some(client) = cluster::client().await else { return };
     let dir = TempDir::new("tugboat-schemas").expect("temp dir");
     let location = support::schemas::write_all(&client, &dir.path().join("schemas")).await;
@@ -146,7 +133,7 @@ async fn rendered_chart_passes_kubeconform_strict() {
 
 #[test]
 fn service_monitor_selects_the_metrics_service() {
-    let Some(helm) = tool("helm") else { return };
+    let Some(helm) = testenv_tool("helm") else { return };
     let docs = documents(&template(&helm, "t", "ops", &["serviceMonitor.enabled=true"]));
     let monitor = docs.iter().find(|d| d["kind"] == "ServiceMonitor").expect("ServiceMonitor");
     let service = docs
@@ -163,7 +150,7 @@ fn service_monitor_selects_the_metrics_service() {
 
 #[test]
 fn namespaced_scope_uses_roles_and_watches_one_namespace() {
-    let Some(helm) = tool("helm") else { return };
+    let Some(helm) = testenv_tool("helm") else { return };
     let docs = documents(&template(&helm, "t", "ops", &["rbac.scope=namespace", "rbac.watchNamespace=shop"]));
     let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
     assert!(!kinds.contains(&"ClusterRole") && !kinds.contains(&"ClusterRoleBinding"), "{kinds:?}");
@@ -183,7 +170,7 @@ fn documents(yaml: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn helm_install_creates_every_object() {
-    let Some(helm) = tool("helm") else { return };
+    let Some(helm) = testenv_tool("helm") else { return };
     let Some(client) = cluster::client().await else { return };
     cluster::install_crds(&client).await;
     let ns = TestNamespace::create(&client, "chart").await;
@@ -237,7 +224,7 @@ async fn helm_install_creates_every_object() {
 /// unknown environment variables, so a misspelt one would silently do nothing).
 #[test]
 fn the_chart_passes_only_settings_tugboat_run_knows() {
-    let Some(helm) = tool("helm") else { return };
+    let Some(helm) = testenv_tool("helm") else { return };
     let help = run(Command::new(env!("CARGO_BIN_EXE_tugboat")).args(["run", "--help"]));
     for sets in VALUE_SETS {
         let docs = documents(&template(&helm, "t", "ops", sets));

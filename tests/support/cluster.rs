@@ -19,9 +19,26 @@ pub fn kubeconfig_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/testenv/kubeconfig"))
 }
 
-fn cluster_required() -> bool {
+/// Is the test environment expected (CI, or `TUGBOAT_REQUIRE_CLUSTER`)? Then a test that needs
+/// it fails instead of skipping.
+pub fn required() -> bool {
     let set = |name: &str| std::env::var(name).map(|v| !v.is_empty() && v != "0" && v != "false").unwrap_or(false);
     set("CI") || set("TUGBOAT_REQUIRE_CLUSTER")
+}
+
+/// A testenv binary (helm, kubeconform, kube-apiserver, …), or `None` with a notice when it is
+/// not built and the test environment is not [`required`].
+///
+/// # Panics
+/// When the binary is missing and the test environment is required.
+pub fn testenv_tool(name: &str) -> Option<PathBuf> {
+    let path = testenv_bin(name);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(!required(), "{} is missing: run `make testenv-build`", path.display());
+    eprintln!("SKIPPED: {} is missing (run `make testenv-build`)", path.display());
+    None
 }
 
 /// A client for the test control plane, or `None` (with a message) when none is expected.
@@ -31,7 +48,7 @@ fn cluster_required() -> bool {
 /// passes by skipping in CI.
 pub async fn client() -> Option<Client> {
     let path = kubeconfig_path();
-    let required = cluster_required();
+    let required = required();
     let config = match Kubeconfig::read_from(&path) {
         Ok(kubeconfig) => Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await

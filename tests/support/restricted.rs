@@ -57,10 +57,11 @@ pub async fn kubeconfig_for(client: &Client, namespace: &str) -> PathBuf {
 async fn install(client: Client) -> Option<Rendered> {
     let helm = testenv_bin("helm");
     if !helm.exists() {
-        let required = ["CI", "TUGBOAT_REQUIRE_CLUSTER"]
-            .iter()
-            .any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false"));
-        assert!(!required, "{} is missing: the RBAC-restricted e2e run needs it (make testenv-build)", helm.display());
+        assert!(
+            !super::cluster::required(),
+            "{} is missing: the RBAC-restricted e2e run needs it (make testenv-build)",
+            helm.display()
+        );
         eprintln!("NOTICE: {} is missing: operators run as cluster admin", helm.display());
         return None;
     }

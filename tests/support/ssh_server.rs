@@ -18,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::cluster::required;
 use super::git_repo::TempDir;
 
 /// Where Debian, Ubuntu and most distributions install the server.
@@ -36,11 +37,6 @@ pub struct SshServer {
     host_public_key: String,
     /// Kept for its `Drop`: config, keys and log go away with the server.
     dir: TempDir,
-}
-
-fn required() -> bool {
-    let set = |name: &str| std::env::var(name).map(|v| !v.is_empty() && v != "0" && v != "false").unwrap_or(false);
-    set("CI") || set("TUGBOAT_REQUIRE_CLUSTER")
 }
 
 /// Generates an ed25519 key pair at `dir/name` (and `name.pub`) with `ssh-keygen`; returns
