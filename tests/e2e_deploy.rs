@@ -439,3 +439,40 @@ async fn a_spec_the_operator_cannot_serve_stalls_without_retrying() {
     let later = f.apps().get("local").await.expect("get");
     assert_eq!(later.metadata.resource_version, version, "a stalled application is left alone until its spec changes");
 }
+
+/// With `--concurrency 1`, an application waiting for a slow rollout gives its work slot back:
+/// another application deploys meanwhile instead of queueing behind that rollout.
+#[tokio::test]
+async fn a_slow_rollout_does_not_hold_up_other_applications() {
+    use tugboat::api::DeploymentResult;
+    // Available only after its pod has been ready for 45 s: a rollout that takes that long.
+    let slow = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: slow
+spec:
+  replicas: 1
+  minReadySeconds: 45
+  selector:
+    matchLabels: {app: slow}
+  template:
+    metadata:
+      labels: {app: slow}
+    spec:
+      containers:
+        - {name: app, image: registry.example.com/slow:1}
+"#;
+    let quick = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: quick\ndata: {ready: \"yes\"}\n";
+    let files = [("slow/app.yaml", slow.to_owned()), ("quick/config.yaml", quick.to_owned())];
+    let Some(f) = Fixture::start("slots", &files, &["--concurrency", "1"]).await else { return };
+    let sha = f.head();
+    let running = |a: &tugboat::api::GitOpsApplication| {
+        a.status.as_ref().and_then(|s| s.deployments.last()).is_some_and(|d| d.result == DeploymentResult::Running)
+    };
+    f.create_app("slow", f.app_spec(json!({"source": {"path": "slow"}, "healthTimeout": "120s"}))).await;
+    f.wait_app("slow", "deploying and waiting for its rollout", running).await;
+    f.create_app("quick", f.app_spec(json!({"source": {"path": "quick"}}))).await;
+    f.wait_app("quick", "Ready=True while the slow rollout goes on", |a| is_ready_at(a, &sha)).await;
+    let slow = f.apps().get("slow").await.expect("slow");
+    assert!(running(&slow), "the slow rollout was still under way: {:?}", slow.status.map(|s| s.deployments));
+}
