@@ -61,8 +61,10 @@ class GitHandler(http.server.BaseHTTPRequestHandler):
 
 def main():
     root, port_file = sys.argv[1], sys.argv[2]
+    # DEMO_MODE=helm: the real node's bridge address, so the operator's pod reaches it.
+    address = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
     GitHandler.root = os.path.abspath(root)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GitHandler)
+    server = http.server.ThreadingHTTPServer((address, 0), GitHandler)
     with open(port_file + ".tmp", "w") as f:
         f.write(str(server.server_address[1]))
     os.replace(port_file + ".tmp", port_file)

@@ -26,7 +26,7 @@ kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$kube_version -X
 # set name | packages to build | ldflags
 sets=(
   "etcd|go.etcd.io/etcd/server/v3|-s -w"
-  "kube|k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl|$kube_ldflags"
+  "kube|k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy|$kube_ldflags"
   "kwok|sigs.k8s.io/kwok/cmd/kwok|-s -w"
   "helm|helm.sh/helm/v3/cmd/helm|-s -w"
   "kubeconform|github.com/yannh/kubeconform/cmd/kubeconform|-s -w"
@@ -40,11 +40,13 @@ heartbeat() {
   done
 }
 
-want="${1:-all}"
+# Every argument names a set to build ("etcd kube kwok"); none means all of them.
+want="${*:-all}"
 for entry in "${sets[@]}"; do
   IFS='|' read -r name pkgs ldflags <<<"$entry"
   [[ "$want" == all || " $want " == *" $name "* ]] || continue
-  key="$(cat "$here/$name/go.mod" "$here/$name/go.sum" | sha256sum | cut -c1-16)"
+  # The key covers the pinned versions and the package list, so adding a binary rebuilds the set.
+  key="$( (cat "$here/$name/go.mod" "$here/$name/go.sum"; echo "$pkgs $ldflags") | sha256sum | cut -c1-16)"
   stamp="$bin/.$name-$key"
   if [[ -f "$stamp" ]]; then
     continue

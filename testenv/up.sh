@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Starts a real Kubernetes control plane on free loopback ports: etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler and kwok (fake nodes that run pods), so
-# Deployments, StatefulSets and DaemonSets really roll out.
+# kube-controller-manager, kube-scheduler, kwok (two fake nodes, for scale) and one real node
+# (containerd + kubelet + kube-proxy, testenv/node-up.sh), so Deployments, StatefulSets,
+# DaemonSets and Jobs really roll out, and on the real node their containers really run.
 #
 #   testenv/up.sh [STATE_DIR]    default STATE_DIR: target/testenv
+#   TUGBOAT_REAL_NODE=0          no real node (it needs root); tests that need one then fail
 #
-# Prints the kubeconfig path on stdout when the API server is ready. The binaries
-# come from testenv/build.sh (built once per version, then cached). testenv/down.sh
-# stops exactly the processes started here.
+# Prints the kubeconfig path on stdout when the API server is ready. Installs missing Debian
+# packages (testenv/deps.sh); the binaries come from testenv/build.sh (built once per version,
+# then cached). testenv/down.sh stops exactly the processes started here; so does a failed start.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,7 +26,15 @@ if [[ -f "$state/pids" ]] && "$here/status.sh" "$state" >/dev/null 2>&1; then
 fi
 "$here/down.sh" "$state" >/dev/null 2>&1 || true
 
+real_node="${TUGBOAT_REAL_NODE:-1}"
+"$here/deps.sh"
 bin="$("$here/build.sh" etcd kube kwok)"
+# A start that fails half-way stops what it started.
+trap 'log "start failed: stopping what was started"; "$here/down.sh" "$state" >/dev/null 2>&1' ERR
+# Pods reach the API server through the "kubernetes" Service, which points at the advertised
+# address: the real node's bridge address, relayed to loopback by testenv/node-up.sh.
+advertise=127.0.0.1
+[[ "$real_node" == 1 ]] && advertise=10.244.0.1
 rm -rf "$state/etcd-data" "$state/pki" "$state/logs"
 mkdir -p "$state/pki" "$state/logs"
 : >"$state/pids"
@@ -43,7 +53,7 @@ pki="$state/pki"
   cd "$pki"
   openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 30 -subj "/CN=tugboat-testenv-ca" 2>/dev/null
   cat >server.ext <<EXT
-subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
+subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.0.0.1,IP:$advertise
 extendedKeyUsage=serverAuth
 EXT
   openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver" 2>/dev/null
@@ -105,9 +115,11 @@ log "starting kube-apiserver on https://127.0.0.1:$api_port"
 # The command is kept so testenv/apiserver.sh can restart the API server with the same flags.
 apiserver=("$bin/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$etcd_client" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+  --bind-address 127.0.0.1 --advertise-address "$advertise" --secure-port "$api_port" \
   --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
-  --client-ca-file "$pki/ca.crt" --authorization-mode RBAC \
+  --client-ca-file "$pki/ca.crt" --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+  --kubelet-client-certificate "$pki/admin.crt" --kubelet-client-key "$pki/admin.key" \
+  --kubelet-preferred-address-types InternalIP \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --service-cluster-ip-range 10.0.0.0/16 --allow-privileged=true)
@@ -127,13 +139,14 @@ start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$kubeconfig" \
   --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
   --leader-elect=false --bind-address 127.0.0.1 --secure-port "$sched_port"
 
-log "starting kwok (fake nodes that run pods)"
+log "starting kwok (fake nodes that run pods; it leaves the real node alone)"
 # The fake nodes heartbeat through node leases, as kubelets do. Without leases kwok posts node
 # status about once a minute, past the controller manager's default 50 s grace period: every
 # node went NotReady for a few seconds each minute and the node controller marked their pods
 # NotReady, which stalled rollouts at random. The longer grace period covers a kwok slowed
 # down by a loaded machine.
-start kwok "$bin/kwok" --kubeconfig "$kubeconfig" --manage-all-nodes=true \
+start kwok "$bin/kwok" --kubeconfig "$kubeconfig" --manage-all-nodes=false \
+  --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
   --server-address "127.0.0.1:$kwok_port" --cidr 10.64.0.1/16 --node-lease-duration-seconds 40
 for node in kwok-node-0 kwok-node-1; do
   "$bin/kubectl" --kubeconfig "$kubeconfig" apply -f - >/dev/null <<NODE
@@ -148,7 +161,11 @@ status:
   capacity: {cpu: "64", memory: 256Gi, pods: "1100"}
 NODE
 done
-wait_for kwok 60 bash -c "'$bin/kubectl' --kubeconfig '$kubeconfig' get nodes --no-headers | grep -c ' Ready' | grep -qx 2"
+wait_for kwok 60 bash -c "'$bin/kubectl' --kubeconfig '$kubeconfig' get nodes -l type=kwok --no-headers | grep -c ' Ready' | grep -qx 2"
 wait_for kube-controller-manager 60 "$bin/kubectl" --kubeconfig "$kubeconfig" get serviceaccount default -n default
+if [[ "$real_node" == 1 ]]; then
+  "$here/node-up.sh" "$state"
+fi
+trap - ERR
 log "control plane ready (kubeconfig: $kubeconfig)"
 echo "$kubeconfig"

@@ -84,7 +84,13 @@ impl GitServer {
     /// Serves the bare repositories below `root` on a free 127.0.0.1 port. With `credentials`,
     /// every request must carry `Basic user:password` or `Bearer password`.
     pub fn start(root: &Path, credentials: Option<(String, String)>) -> io::Result<GitServer> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Self::start_on("127.0.0.1", root, credentials)
+    }
+
+    /// Like [`GitServer::start`], on a free port of `ip`: the real node's bridge address lets
+    /// pods (an operator installed by Helm) reach the server.
+    pub fn start_on(ip: &str, root: &Path, credentials: Option<(String, String)>) -> io::Result<GitServer> {
+        let listener = TcpListener::bind((ip, 0))?;
         let addr = listener.local_addr()?;
         let root = root.canonicalize()?;
         let shared = Arc::new(Shared { root, credentials, ..Shared::default() });

@@ -9,6 +9,7 @@ pub mod git_repo;
 pub mod git_server;
 pub mod http;
 pub mod operator;
+pub mod realnode;
 pub mod receiver;
 pub mod restricted;
 pub mod schemas;

@@ -162,18 +162,19 @@ pub fn independent_check(request: &Recorded, secret: Option<&str>, cloudevent: b
         "cloudevent": cloudevent,
     });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/outgoing_check.py");
-    let mut child = std::process::Command::new("python3")
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/testenv/python.sh");
+    let mut child = std::process::Command::new(python)
         .arg(script)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("python3 runs (install the checkers: pip install standardwebhooks cloudevents)");
+        .expect("testenv/python.sh runs (it installs the checkers into a virtualenv)");
     child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write");
     let output = child.wait_with_output().expect("python3 output");
     assert!(
         output.status.success(),
-        "independent check failed (pip install standardwebhooks cloudevents): {}",
+        "independent check failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("checker prints JSON")
