@@ -42,6 +42,9 @@ heartbeat() {
 
 # Every argument names a set to build ("etcd kube kwok"); none means all of them.
 want="${*:-all}"
+# One build at a time per cache (a demo and a test run may start side by side).
+exec 8>"$cache/.build.lock"
+flock 8
 for entry in "${sets[@]}"; do
   IFS='|' read -r name pkgs ldflags <<<"$entry"
   [[ "$want" == all || " $want " == *" $name "* ]] || continue

@@ -141,13 +141,15 @@ async fn deployments_daemonsets_statefulsets_and_jobs_roll_out_and_restart_on_a_
 
     // A call restarts every workload: each container is replaced, health is awaited again.
     let path = f.create_webhook("restart", json!({"targets": [{"name": "fleet"}]})).await;
-    let reply = post(f.operator.trigger_port, &format!("{path}?SERVICE_TAG=canary&rollout-restart=all"), &[], b"").await;
+    let reply =
+        post(f.operator.trigger_port, &format!("{path}?SERVICE_TAG=canary&rollout-restart=all"), &[], b"").await;
     assert_eq!(reply.status, 202, "{reply:?}");
     let app = f
         .wait_app("fleet", "the restart deployment finished", |a| {
-            a.status.as_ref().and_then(|s| s.deployments.last()).is_some_and(|d| {
-                d.result == tugboat::api::DeploymentResult::Succeeded && !d.restarted.is_empty()
-            })
+            a.status
+                .as_ref()
+                .and_then(|s| s.deployments.last())
+                .is_some_and(|d| d.result == tugboat::api::DeploymentResult::Succeeded && !d.restarted.is_empty())
         })
         .await;
     all_ready(&f).await.unwrap_or_else(|e| panic!("the restart was reported done while {e}"));

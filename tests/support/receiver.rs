@@ -172,10 +172,6 @@ pub fn independent_check(request: &Recorded, secret: Option<&str>, cloudevent: b
         .expect("testenv/python.sh runs (it installs the checkers into a virtualenv)");
     child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write");
     let output = child.wait_with_output().expect("python3 output");
-    assert!(
-        output.status.success(),
-        "independent check failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "independent check failed: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).expect("checker prints JSON")
 }
