@@ -188,6 +188,9 @@ restarted_at() { kubectl -n "$ns" get deployment web -o jsonpath='{.spec.templat
 redeployed() { [[ "$(env_of_web)" == development && -n "$(restarted_at)" ]]; }
 wait_for "SERVICE_TAG=development and a restart in the live Deployment" 90 redeployed
 kubectl -n "$ns" rollout status deployment/web --timeout 90s | sed 's/^/    /'
+# The replaced pods take their grace period to go; list only the new ones.
+two_pods() { [[ "$(kubectl -n "$ns" get pods -l app=web --no-headers 2>/dev/null | wc -l)" == 2 ]]; }
+[[ "$mode" == helm ]] && wait_for "the old pods to terminate" 60 two_pods
 finished() { [[ "$(kubectl -n "$ns" get gapp shop -o jsonpath='{.status.deployments[-1:].result}')" == Succeeded ]] && ready; }
 wait_for "the deployment to finish" 90 finished
 
