@@ -45,7 +45,9 @@ trap 'printf "\n!!  the demo failed; stopping what it started\n" >&2; DEMO_DIR="
 
 step "installing what the demo needs and building the control-plane tools (cached after the first time; a cold build takes 20-40 min)"
 "$root/testenv/deps.sh"
-bin="$("$root/testenv/build.sh" etcd kube kwok helm)"
+tools=(etcd kube kwok)
+[[ "$mode" == helm ]] && tools+=(helm)
+bin="$("$root/testenv/build.sh" "${tools[@]}")"
 kubectl() { "$bin/kubectl" --kubeconfig "$demo/testenv/kubeconfig" "$@"; }
 helm() { "$bin/helm" --kubeconfig "$demo/testenv/kubeconfig" "$@"; }
 
