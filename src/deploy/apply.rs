@@ -146,10 +146,10 @@ impl Deployer {
         }
 
         // 3. Everything else, in file order.
-        let mut live: Vec<(String, String, Option<String>, Value)> = Vec::new();
+        let mut live: HashMap<ObjectKey, Value> = HashMap::new();
         for item in resolved.iter().filter(|r| !r.object.is_namespace() && !r.object.is_crd()) {
             let applied = self.apply_one(&client, item).await?;
-            live.push((item.object.gvk.group.clone(), item.object.gvk.kind.clone(), item.namespace.clone(), applied));
+            live.insert(ObjectKey::of(item), applied);
         }
         outcome.inventory = resolved.iter().map(inventory_entry).collect();
         outcome.inventory.sort();
@@ -164,19 +164,12 @@ impl Deployer {
             }
             let Some(resource) = item.resource.clone() else { continue };
             let label = item.object.display();
-            let generation_after = live
-                .iter()
-                .find(|(g, k, ns, v)| {
-                    g == group && k == kind && *ns == item.namespace && v["metadata"]["name"] == **name
-                })
-                .and_then(|(_, _, _, v)| v["metadata"]["generation"].as_i64());
+            let key = ObjectKey::of(item);
+            let generation_after = live.get(&key).and_then(|v| v["metadata"]["generation"].as_i64());
             let changed = before.get(&label).copied().flatten() != generation_after;
             let mut restarted = false;
             if request.restart.includes(kind, name) {
-                let is_paused = live.iter().any(|(_, k, _, v)| {
-                    k == "Deployment" && v["metadata"]["name"] == **name && v["spec"]["paused"].as_bool() == Some(true)
-                });
-                if is_paused {
+                if is_paused_deployment(&live, &key) {
                     outcome.paused.push(label.clone());
                 } else {
                     let api = dynamic_api(&client, &resource, item.namespace.as_deref());
@@ -193,7 +186,12 @@ impl Deployer {
                 outcome.changed.push(label.clone());
             }
             if changed || restarted {
-                watch.push((resource, item.namespace.clone(), kind.clone(), name.clone()));
+                watch.push(Watched {
+                    resource,
+                    namespace: item.namespace.clone(),
+                    kind: kind.clone(),
+                    name: name.clone(),
+                });
             }
         }
 
@@ -385,8 +383,40 @@ const PARALLEL_REQUESTS: usize = 8;
 /// How often a watched rollout is also read directly.
 const HEALTH_REREAD: Duration = Duration::from_secs(2);
 
-/// A workload whose rollout is awaited: its resource, namespace, kind and name.
-type Watched = (ApiResource, Option<String>, String, String);
+/// An object's identity in the cluster. A name alone repeats across namespaces and kinds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ObjectKey {
+    group: String,
+    kind: String,
+    namespace: Option<String>,
+    name: String,
+}
+
+impl ObjectKey {
+    fn of(item: &Resolved) -> Self {
+        Self {
+            group: item.object.gvk.group.clone(),
+            kind: item.object.gvk.kind.clone(),
+            namespace: item.namespace.clone(),
+            name: item.object.name.clone(),
+        }
+    }
+}
+
+/// Is the applied object at `key` a paused Deployment (which a restart must leave alone)?
+fn is_paused_deployment(live: &HashMap<ObjectKey, Value>, key: &ObjectKey) -> bool {
+    key.group == "apps"
+        && key.kind == "Deployment"
+        && live.get(key).is_some_and(|applied| applied["spec"]["paused"].as_bool() == Some(true))
+}
+
+/// A workload whose rollout is awaited.
+struct Watched {
+    resource: ApiResource,
+    namespace: Option<String>,
+    kind: String,
+    name: String,
+}
 
 /// Watches the workloads (as `kubectl rollout status` does, so a rollout is seen the moment it
 /// completes) until all rolled out, or returns why not when `timeout` passes.
@@ -413,7 +443,7 @@ async fn wait_healthy(client: &Client, workloads: &[Watched], timeout: Duration)
 /// Follows one workload until its rollout completes (or is paused); `Err` when it fails or
 /// the object disappears. Notes the latest progress message in `progress`.
 async fn rolled_out(client: &Client, workload: &Watched, progress: &Mutex<String>) -> Result<(), String> {
-    let (resource, namespace, kind, name) = workload;
+    let Watched { resource, namespace, kind, name } = workload;
     let api = dynamic_api(client, resource, namespace.as_deref());
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = std::pin::pin!(watcher(api.clone(), config).default_backoff());
@@ -457,5 +487,30 @@ async fn rolled_out(client: &Client, workload: &Watched, progress: &Mutex<String
                 Err(error) => note(format!("{kind}/{name}: {error}")),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(kind: &str, namespace: &str, name: &str) -> ObjectKey {
+        let group = if kind == "ConfigMap" { "" } else { "apps" };
+        ObjectKey { group: group.into(), kind: kind.into(), namespace: Some(namespace.into()), name: name.into() }
+    }
+
+    #[test]
+    fn only_the_paused_deployment_itself_blocks_its_restart() {
+        let mut live = HashMap::new();
+        live.insert(key("Deployment", "team-a", "web"), json!({"spec": {"paused": true}}));
+        live.insert(key("Deployment", "team-b", "web"), json!({"spec": {"replicas": 2}}));
+        live.insert(key("StatefulSet", "team-a", "web"), json!({"spec": {"replicas": 1}}));
+        assert!(is_paused_deployment(&live, &key("Deployment", "team-a", "web")));
+        // A Deployment of the same name in another namespace, or another kind of the same name
+        // in the same namespace, is not paused by it (it used to be: the check matched names).
+        assert!(!is_paused_deployment(&live, &key("Deployment", "team-b", "web")));
+        assert!(!is_paused_deployment(&live, &key("StatefulSet", "team-a", "web")));
+        assert!(!is_paused_deployment(&live, &key("Deployment", "team-a", "api")), "not applied: not paused");
     }
 }
