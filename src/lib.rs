@@ -1,6 +1,10 @@
 //! tugboat: deploys applications from Git into Kubernetes and redeploys them when a webhook is called.
 #![forbid(unsafe_code)]
 
+/// The field manager of every server-side apply tugboat makes, of objects and of status alike,
+/// so later applies own (and may remove) exactly what tugboat wrote.
+pub const FIELD_MANAGER: &str = "tugboat";
+
 pub mod api;
 pub mod conditions;
 pub mod controller;

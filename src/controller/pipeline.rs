@@ -479,7 +479,7 @@ fn fingerprint(
 ) -> String {
     let input = serde_json::json!({"revision": revision.sha, "variables": variables, "tag": tag, "spec": app.spec});
     let digest = Sha256::digest(input.to_string().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
 fn last_finished(status: &GitOpsApplicationStatus) -> Option<Time> {

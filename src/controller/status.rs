@@ -4,10 +4,8 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 
 use super::Error;
+use crate::FIELD_MANAGER;
 use crate::api::{GitOpsApplication, GitOpsApplicationStatus};
-
-/// Field manager of status writes.
-pub const STATUS_MANAGER: &str = "tugboat";
 
 /// Replaces the status (server-side apply of `{apiVersion, kind, status}`).
 pub async fn write(
@@ -20,7 +18,7 @@ pub async fn write(
         "kind": GitOpsApplication::kind(&()),
         "status": status,
     });
-    api.patch_status(&app.name_any(), &PatchParams::apply(STATUS_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    api.patch_status(&app.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
     Ok(())
 }
 
@@ -39,7 +37,7 @@ pub async fn write_if_unchanged(
         "metadata": {"resourceVersion": app.resource_version()},
         "status": status,
     });
-    match api.patch_status(&app.name_any(), &PatchParams::apply(STATUS_MANAGER).force(), &Patch::Apply(&patch)).await {
+    match api.patch_status(&app.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
         Err(error) => Err(error.into()),

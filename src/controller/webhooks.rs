@@ -133,6 +133,7 @@ async fn write_status(
         "kind": Webhook::kind(&()),
         "status": status,
     });
-    api.patch_status(&webhook.name_any(), &PatchParams::apply("tugboat").force(), &Patch::Apply(&patch)).await?;
+    api.patch_status(&webhook.name_any(), &PatchParams::apply(crate::FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await?;
     Ok(())
 }

@@ -12,7 +12,6 @@ use kube::discovery::{self, Scope};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config};
 use serde_json::Value;
-use tokio::time::Instant;
 
 use super::error::DeployError;
 use super::health::{self, Rollout};
@@ -275,20 +274,15 @@ impl Deployer {
         futures::stream::iter(reads).buffer_unordered(PARALLEL_REQUESTS).collect().await
     }
 
+    /// Waits (on a watch, not by polling) until the CRD `name` is Established.
     async fn wait_established(&self, name: &str) -> Result<(), DeployError> {
         use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        use kube::runtime::wait::{await_condition, conditions::is_crd_established};
         let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(crd) = api.get(name).await {
-                let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
-                if conditions.iter().any(|c| c.type_ == "Established" && c.status == "True") {
-                    return Ok(());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        match tokio::time::timeout(CRD_ESTABLISHED_TIMEOUT, await_condition(api, name, is_crd_established())).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(DeployError::CrdNotEstablished { name: name.to_owned() }),
         }
-        Err(DeployError::CrdNotEstablished { name: name.to_owned() })
     }
 
     async fn prune_one(
@@ -379,6 +373,9 @@ async fn dry_run(client: &Client, item: &Resolved, namespaces_in_set: &BTreeSet<
 
 /// Read-only requests (dry runs, reads) one deployment keeps in flight at once.
 const PARALLEL_REQUESTS: usize = 8;
+
+/// How long a CRD of the set may take to be Established before the deployment fails.
+const CRD_ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often a watched rollout is also read directly.
 const HEALTH_REREAD: Duration = Duration::from_secs(2);

@@ -10,8 +10,7 @@ pub use apply::{DeployRequest, Deployer, Outcome};
 pub use error::DeployError;
 pub use restart::{RESTARTED_AT_ANNOTATION, RestartSelection};
 
-/// Field manager of every apply, so later applies own (and may remove) exactly what tugboat wrote.
-pub const FIELD_MANAGER: &str = "tugboat";
+pub use crate::FIELD_MANAGER;
 /// Field manager of rolling restarts: distinct from [`FIELD_MANAGER`], so a later apply keeps
 /// the restart annotation instead of removing a field it no longer sends.
 pub const RESTART_FIELD_MANAGER: &str = "tugboat-restart";

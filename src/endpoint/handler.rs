@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ListParams;
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::reflector::ObjectRef;
@@ -335,7 +335,12 @@ async fn read_targets(
             }
         }
         if let Some(selector) = &target.selector {
-            let params = ListParams::default().labels(&selector_string(selector));
+            // kube-core's Selector, as the API server reads it; a selector it cannot express
+            // (an unknown operator, In without values) selects nothing rather than guessing.
+            let selector = kube::core::Selector::try_from(selector.clone()).map_err(|e| {
+                reply::internal(format!("Webhook target selector is invalid ({}); fix spec.targets", e.0))
+            })?;
+            let params = ListParams::default().labels_from(&selector);
             match api.list(&params).await {
                 Ok(list) => found.extend(list.items.into_iter().map(|app| (app.name_any(), app))),
                 Err(error) => return Err(reply::unavailable(error.to_string())),
@@ -343,21 +348,6 @@ async fn read_targets(
         }
     }
     Ok(found.into_values().collect())
-}
-
-/// A label selector in the API's query syntax.
-fn selector_string(selector: &LabelSelector) -> String {
-    let mut parts: Vec<String> = selector.match_labels.iter().flatten().map(|(k, v)| format!("{k}={v}")).collect();
-    for expression in selector.match_expressions.iter().flatten() {
-        let values = expression.values.clone().unwrap_or_default().join(",");
-        parts.push(match expression.operator.as_str() {
-            "In" => format!("{} in ({values})", expression.key),
-            "NotIn" => format!("{} notin ({values})", expression.key),
-            "Exists" => expression.key.clone(),
-            _ => format!("!{}", expression.key),
-        });
-    }
-    parts.join(",")
 }
 
 /// Does the event concern this application? Pushes match repository and branch/tag.

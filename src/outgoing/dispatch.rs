@@ -26,6 +26,7 @@ use super::deliver::{self, Step, results};
 use super::event;
 use super::hook;
 use super::send::Sender;
+use crate::FIELD_MANAGER;
 use crate::api::{
     DeliveryRecord, DeliverySummary, EventData, GitOpsApplication, HookGate, OutgoingWebhook, OutgoingWebhookStatus,
     PendingDelivery,
@@ -41,7 +42,6 @@ pub const MAX_PENDING: usize = 100;
 const CLAIM: Duration = Duration::from_secs(15);
 /// Default key of the signing secret.
 pub const DEFAULT_SECRET_KEY: &str = "secret";
-const FIELD_MANAGER: &str = "tugboat";
 
 /// Condition reasons of OutgoingWebhooks.
 pub mod reasons {

@@ -99,8 +99,7 @@ pub fn delivery_id(hook_uid: &str, application_uid: &str, event: EventType, occu
         hasher.update([0u8]);
     }
     let digest = hasher.finalize();
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("msg_{hex}")
+    format!("msg_{}", hex::encode(&digest[..16]))
 }
 
 #[cfg(test)]

@@ -234,8 +234,7 @@ impl GitCache {
     /// `<dir>/<hex sha256 of the normalized URL>`: stable, collision-free, and safe as a file name.
     fn repo_dir(&self, url: &RepoUrl) -> PathBuf {
         let digest = Sha256::digest(url.normalized.as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        self.inner.dir.join(hex)
+        self.inner.dir.join(hex::encode(digest))
     }
 
     fn store<'a>(&'a self, repo: &'a Path) -> Store<'a> {

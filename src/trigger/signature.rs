@@ -191,25 +191,9 @@ fn strip_bearer(value: &str) -> Option<&str> {
 
 /// 64 hex digits, either case, to 32 bytes.
 fn decode_hex_sha256(text: &str) -> Option<[u8; 32]> {
-    let bytes = text.trim().as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let [high, low] = pair else { return None };
-        *slot = hex_value(*high)? << 4 | hex_value(*low)?;
-    }
+    hex::decode_to_slice(text.trim(), &mut out).ok()?;
     Some(out)
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// The single value of a header as text. Repeated headers are refused rather than guessed
@@ -231,7 +215,7 @@ fn malformed(header: &'static str, reason: &'static str) -> SignatureError {
 pub fn hmac_sha256_hex(secret: &[u8], body: &[u8]) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap_or_else(|_| unreachable_hmac());
     mac.update(body);
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// Standard Webhooks `v1,<base64>` signature, for tests, benches and outgoing webhooks.
