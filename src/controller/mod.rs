@@ -2,6 +2,7 @@
 
 mod claim;
 mod credentials;
+mod decide;
 mod error;
 mod events;
 mod notify;

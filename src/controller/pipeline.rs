@@ -1,4 +1,6 @@
-//! One reconcile of an application, as a named pipeline: check → source → render → plan → deploy → status.
+//! One reconcile of an application, as a named pipeline of phases, each a function with a
+//! typed output: check → source and trigger → render and plan → start → gates and deploy →
+//! finish. The decisions are pure (`decide`); the phases do the I/O and write the status.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use super::claim::{self, Claim};
+use super::decide::{self, Asked, Carried, Conclusion, Freshness, TRANSIENT_RETRY, Validated};
 use super::{Context, Error, FINALIZER, RECONCILE_REQUESTED_ANNOTATION, credentials, events, notify, status};
 use crate::api::{DeploymentRecord, DeploymentResult, GitOpsApplication, GitOpsApplicationStatus, UpdateMechanism};
 use crate::conditions::{self, DEFERRED, HEALTHY, READY, RECONCILING, STALLED, reasons};
@@ -19,12 +22,9 @@ use crate::deploy::plan::{self, Owner};
 use crate::deploy::{DeployRequest, RestartSelection};
 use crate::render;
 use crate::source::{GitReference, Revision, SourceSpec};
-use crate::window::Windows;
 
 /// How many deployments `status.deployments` keeps.
 const KEEP_DEPLOYMENTS: usize = 10;
-/// Retry delay for failures that may go away by themselves (network, API server).
-const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
 
 #[tracing::instrument(skip_all, fields(application = %app.name_any(), namespace = app.namespace().unwrap_or_default()))]
 pub async fn reconcile(app: Arc<GitOpsApplication>, context: Arc<Context>) -> Result<Action, Error> {
@@ -62,19 +62,47 @@ struct Run<'a> {
     generation: Option<i64>,
 }
 
+/// How a reconcile ends before a deployment finishes: the action to return, once the status
+/// saying why has been written.
+type Exit = Result<Action, Error>;
+/// What a phase gives the next one, or the reconcile's early end.
+type Phase<T> = Result<T, Exit>;
+
 impl Run<'_> {
     fn condition(&mut self, type_: &str, ok: bool, reason: &str, message: impl Into<String>) {
         conditions::set(&mut self.status.conditions, type_, ok, reason, message, self.generation, &now());
     }
 
+    async fn write(&self) -> Result<(), Error> {
+        status::write(self.api, self.app, &self.status).await
+    }
+
     /// Ready=False with `reason`; Reconciling cleared.
-    async fn fail(mut self, reason: &str, message: String, retry: Duration) -> Result<Action, Error> {
+    async fn fail(&mut self, reason: &str, message: String, retry: Duration) -> Exit {
         tracing::info!(application = %self.app.name_any(), reason, %message, "not ready");
         self.condition(READY, false, reason, message);
         conditions::clear(&mut self.status.conditions, RECONCILING);
-        status::write(self.api, self.app, &self.status).await?;
+        self.write().await?;
         Ok(Action::requeue(retry))
     }
+}
+
+/// The revision to deploy and what it is deployed with, once the trigger (if any) is claimed.
+struct Work {
+    source: SourceSpec,
+    revision: Revision,
+    trigger: Option<crate::api::TriggerRecord>,
+    variables: BTreeMap<String, String>,
+    fingerprint: String,
+}
+
+/// A deployment that has been recorded as started.
+struct Started {
+    id: String,
+    resumed: bool,
+    /// The trigger whose restarts and variables this deployment carries out.
+    trigger: Option<crate::api::TriggerRecord>,
+    event: crate::api::EventData,
 }
 
 async fn apply(
@@ -83,63 +111,70 @@ async fn apply(
     context: &Context,
     work_slot: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<Action, Error> {
-    let namespace = app.namespace().ok_or(Error::NoNamespace)?;
-    let spec = &app.spec;
     let mut run = Run { app, api, status: app.status.clone().unwrap_or_default(), generation: app.metadata.generation };
     if app.status.as_ref().and_then(|s| s.observed_generation).is_none() {
         notify::created(context, app).await;
     }
     run.status.observed_generation = run.generation;
+    match phases(&mut run, context, work_slot).await {
+        Ok(action) | Err(Ok(action)) => Ok(action),
+        Err(Err(error)) => Err(error),
+    }
+}
 
-    // Check: a spec that can never work stalls until it changes (no hot loop).
-    let (interval, windows) = match check_spec(app, context) {
+/// check → source → trigger → render and plan → start → gates and deploy → finish.
+async fn phases(
+    run: &mut Run<'_>,
+    context: &Context,
+    work_slot: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Phase<Action> {
+    let checked = check(run, context).await?;
+    let work = source_and_trigger(run, context, &checked).await?;
+    let planned = render_and_plan(run, context, &work, &checked).await?;
+    let started = start(run, context, &work).await.map_err(Err)?;
+    let (carried, finished_at) = carry_out(run, context, &checked, &started, planned, work_slot).await;
+    finish(run, context, &work, started, carried, finished_at, checked.interval).await.map_err(Err)
+}
+
+/// A spec that can never work stalls until it changes (no hot loop); a suspended one waits.
+async fn check(run: &mut Run<'_>, context: &Context) -> Phase<Validated> {
+    let limits = decide::Limits {
+        allow_file_sources: context.settings.allow_file_sources,
+        default_windows: &context.settings.default_windows,
+    };
+    let checked = match decide::validate(&run.app.spec, &limits) {
         Ok(checked) => checked,
         Err(message) => {
             run.condition(STALLED, true, reasons::INVALID_SPEC, message.clone());
-            run.fail(reasons::INVALID_SPEC, message, Duration::ZERO).await?;
-            return Ok(Action::await_change());
+            run.fail(reasons::INVALID_SPEC, message, Duration::ZERO).await.map_err(Err)?;
+            return Err(Ok(Action::await_change()));
         }
     };
     conditions::clear(&mut run.status.conditions, STALLED);
-    if spec.suspend {
+    if run.app.spec.suspend {
         run.condition(READY, false, reasons::SUSPENDED, "Deployments are suspended (spec.suspend is true)");
-        status::write(api, app, &run.status).await?;
-        return Ok(Action::await_change());
+        run.write().await.map_err(Err)?;
+        return Err(Ok(Action::await_change()));
     }
+    Ok(checked)
+}
 
-    // Source: ask the remote only when something asks for it; otherwise reuse the cache.
-    let credentials = match &spec.source.secret_ref {
-        Some(secret) => match credentials::load(&context.client, &namespace, &secret.name).await {
-            Ok(credentials) => Some(credentials),
-            Err(error) => {
-                return run
-                    .fail(reasons::SECRET_NOT_FOUND, error.to_string(), interval.min(Duration::from_secs(60)))
-                    .await;
-            }
-        },
-        None => None,
-    };
-    let source = source_spec(app, credentials);
+/// The revision (asking the remote only when something asks for it), then the recorded
+/// trigger, claimed once and held back while a change window is closed.
+async fn source_and_trigger(run: &mut Run<'_>, context: &Context, checked: &Validated) -> Phase<Work> {
+    let app = run.app;
+    let interval = checked.interval;
+    let source = source_spec(app, load_credentials(run, context, interval).await?);
     let requested = app.annotations().get(RECONCILE_REQUESTED_ANNOTATION).cloned();
     let trigger = crate::trigger::record::pending(app);
-    let request_pending =
-        (requested.is_some() && requested != run.status.last_handled_reconcile_at) || trigger.is_some();
-    let spec_changed = app.status.as_ref().and_then(|s| s.observed_generation) != run.generation;
-    let ask_remote = spec.updates.mechanism == UpdateMechanism::Polling
-        || request_pending
-        || spec_changed
-        || run.status.last_applied_revision.is_none();
-    let cached = if ask_remote { None } else { context.git.cached_revision(&source).await };
-    let revision = match cached {
-        Some(revision) => revision,
-        None => match context.git.resolve(&source).instrument(tracing::info_span!("fetch", url = %source.url)).await {
-            Ok(revision) => revision,
-            Err(error) => {
-                let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval.min(Duration::from_secs(60)) };
-                return run.fail(error.reason(), error.to_string(), retry).await;
-            }
-        },
+    let asked = Asked {
+        request_pending: (requested.is_some() && requested != run.status.last_handled_reconcile_at)
+            || trigger.is_some(),
+        spec_changed: app.status.as_ref().and_then(|s| s.observed_generation) != run.generation,
+        polling: app.spec.updates.mechanism == UpdateMechanism::Polling,
+        never_applied: run.status.last_applied_revision.is_none(),
     };
+    let revision = resolve(run, context, &source, asked, interval).await?;
     run.status.last_handled_reconcile_at = requested;
     // The call's variables and tag persist once it runs, so later polls and drift corrections keep them.
     let mut overrides = run.status.variables.clone();
@@ -148,42 +183,19 @@ async fn apply(
         overrides.extend(trigger.variables.clone());
         image_tag = trigger.tag.clone().or(image_tag);
     }
-
-    // Skip everything when revision, variables and spec are unchanged and no drift check is due.
-    let variables = merged_variables(&spec.variables, &overrides);
+    let variables = merged_variables(&app.spec.variables, &overrides);
     let fingerprint = fingerprint(&revision, &variables, image_tag.as_deref(), app);
+    let unchanged = run.status.last_applied_fingerprint.as_deref() == Some(fingerprint.as_str());
     let drift_due = last_finished(&run.status).is_none_or(|at| elapsed_since(&at) >= interval);
-    if run.status.last_applied_fingerprint.as_deref() == Some(fingerprint.as_str()) && !request_pending && !drift_due {
+    if decide::freshness(unchanged, asked, drift_due) == Freshness::UpToDate {
         if app.status.as_ref() != Some(&run.status) {
-            status::write(api, app, &run.status).await?;
+            run.write().await.map_err(Err)?;
         }
         tracing::debug!(revision = %revision.name, "nothing changed: no fetch, no apply");
-        return Ok(Action::requeue(interval));
+        return Err(Ok(Action::requeue(interval)));
     }
-
-    // Change windows: what a closed window gates is held back (the trigger stays recorded).
-    let restarts = trigger.as_ref().is_some_and(|t| !t.rollout_restart.is_empty());
-    let forced = trigger.as_ref().is_some_and(|t| t.override_window);
-    if let Some(next_open) = crate::window::held_until(&windows, jiff::Timestamp::now(), restarts, forced) {
-        return defer(run, context, trigger, next_open).await;
-    }
-    // Claim the trigger on a fresh read (see `claim`): the calls in it are carried out once.
-    let (trigger, overrides, image_tag) = match trigger {
-        None => (None, overrides, image_tag),
-        Some(_) => {
-            let held = |t: &crate::api::TriggerRecord| {
-                let restarts = !t.rollout_restart.is_empty();
-                crate::window::held_until(&windows, jiff::Timestamp::now(), restarts, t.override_window)
-            };
-            match claim::claim(api, app, held).await? {
-                Claim::Claimed(trigger, claimed) => (Some(trigger), claimed.variables, claimed.image_tag),
-                Claim::Held(trigger, next_open) => return defer(run, context, Some(trigger), next_open).await,
-                Claim::Nothing => (None, overrides, image_tag),
-                Claim::Busy => return Ok(Action::requeue(Duration::from_millis(200))),
-            }
-        }
-    };
-    let variables = merged_variables(&spec.variables, &overrides);
+    let (trigger, overrides, image_tag) = claim_trigger(run, context, checked, trigger, overrides, image_tag).await?;
+    let variables = merged_variables(&app.spec.variables, &overrides);
     let fingerprint = self::fingerprint(&revision, &variables, image_tag.as_deref(), app);
     conditions::clear(&mut run.status.conditions, DEFERRED);
     run.status.pending_trigger = None;
@@ -192,153 +204,256 @@ async fn apply(
     if trigger.is_some() {
         run.status.last_trigger = trigger.clone();
     }
-    if let Err(error) =
-        context.git.ensure(&source, &revision).instrument(tracing::info_span!("fetch", revision = %revision.name)).await
-    {
+    let fetch = context.git.ensure(&source, &revision);
+    if let Err(error) = fetch.instrument(tracing::info_span!("fetch", revision = %revision.name)).await {
         let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval };
-        return run.fail(error.reason(), error.to_string(), retry).await;
+        return Err(run.fail(error.reason(), error.to_string(), retry).await);
     }
+    Ok(Work { source, revision, trigger, variables, fingerprint })
+}
 
-    // Render and plan (pure): a bad manifest fails here and applies nothing.
-    run.status.last_attempted_revision = Some(revision.name.clone());
-    let path = spec.source.path.as_deref().unwrap_or("");
-    let files = match context.git.read_files(&source, &revision, path).await {
-        Ok(files) => with_repository_paths(path, files),
-        Err(error) => return run.fail(error.reason(), error.to_string(), interval).await,
-    };
-    let owner = Owner { namespace: namespace.clone(), name: app.name_any() };
-    let render_span = tracing::info_span!("render", revision = %revision.name, files = files.len());
-    let rendered =
-        match render_span.in_scope(|| render_with_overrides(&files, &variables, &run.status, spec.strict_variables)) {
-            Ok((rendered, variable_names)) => {
-                run.status.variable_names = variable_names;
-                rendered
-            }
-            Err(error) => {
-                let message = format!("revision {}: {error}", revision.name);
-                events::publish(context, app, true, reasons::RENDER_FAILED, message.clone()).await;
-                return run.fail(reasons::RENDER_FAILED, message, interval).await;
-            }
-        };
-    let planned = match plan::plan(&rendered.objects, &owner) {
-        Ok(planned) => planned,
+async fn load_credentials(
+    run: &mut Run<'_>,
+    context: &Context,
+    interval: Duration,
+) -> Phase<Option<crate::source::Credentials>> {
+    let Some(secret) = &run.app.spec.source.secret_ref else { return Ok(None) };
+    let namespace = run.app.namespace().ok_or(Err(Error::NoNamespace))?;
+    match credentials::load(&context.client, &namespace, &secret.name).await {
+        Ok(credentials) => Ok(Some(credentials)),
         Err(error) => {
-            return run.fail(reasons::PLAN_FAILED, format!("revision {}: {error}", revision.name), interval).await;
+            let retry = interval.min(Duration::from_secs(60));
+            Err(run.fail(reasons::SECRET_NOT_FOUND, error.to_string(), retry).await)
+        }
+    }
+}
+
+/// The commit the ref points at: from the cache unless the remote must be asked.
+async fn resolve(
+    run: &mut Run<'_>,
+    context: &Context,
+    source: &SourceSpec,
+    asked: Asked,
+    interval: Duration,
+) -> Phase<Revision> {
+    let cached = if asked.ask_remote() { None } else { context.git.cached_revision(source).await };
+    if let Some(revision) = cached {
+        return Ok(revision);
+    }
+    match context.git.resolve(source).instrument(tracing::info_span!("fetch", url = %source.url)).await {
+        Ok(revision) => Ok(revision),
+        Err(error) => {
+            let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval.min(Duration::from_secs(60)) };
+            Err(run.fail(error.reason(), error.to_string(), retry).await)
+        }
+    }
+}
+
+type Overrides = (Option<crate::api::TriggerRecord>, BTreeMap<String, String>, Option<String>);
+
+/// Change windows hold back what they gate (the trigger stays recorded); otherwise the trigger
+/// is claimed on a fresh read (see `claim`), so the calls in it are carried out once.
+async fn claim_trigger(
+    run: &mut Run<'_>,
+    context: &Context,
+    checked: &Validated,
+    trigger: Option<crate::api::TriggerRecord>,
+    overrides: BTreeMap<String, String>,
+    image_tag: Option<String>,
+) -> Phase<Overrides> {
+    let held = |t: &crate::api::TriggerRecord| {
+        let restarts = !t.rollout_restart.is_empty();
+        crate::window::held_until(&checked.windows, jiff::Timestamp::now(), restarts, t.override_window)
+    };
+    let Some(recorded) = &trigger else {
+        return match crate::window::held_until(&checked.windows, jiff::Timestamp::now(), false, false) {
+            Some(next_open) => Err(defer(run, context, None, next_open).await),
+            None => Ok((None, overrides, image_tag)),
+        };
+    };
+    if let Some(next_open) = held(recorded) {
+        return Err(defer(run, context, trigger, next_open).await);
+    }
+    match claim::claim(run.api, run.app, held).await.map_err(Err)? {
+        Claim::Claimed(trigger, claimed) => Ok((Some(trigger), claimed.variables, claimed.image_tag)),
+        Claim::Held(trigger, next_open) => Err(defer(run, context, Some(trigger), next_open).await),
+        Claim::Nothing => Ok((None, overrides, image_tag)),
+        Claim::Busy => Err(Ok(Action::requeue(Duration::from_millis(200)))),
+    }
+}
+
+/// Render and plan (pure): a bad manifest fails here and applies nothing.
+async fn render_and_plan(
+    run: &mut Run<'_>,
+    context: &Context,
+    work: &Work,
+    checked: &Validated,
+) -> Phase<Vec<plan::PlannedObject>> {
+    let (app, revision, interval) = (run.app, &work.revision, checked.interval);
+    run.status.last_attempted_revision = Some(revision.name.clone());
+    let path = app.spec.source.path.as_deref().unwrap_or("");
+    let files = match context.git.read_files(&work.source, revision, path).await {
+        Ok(files) => with_repository_paths(path, files),
+        Err(error) => return Err(run.fail(error.reason(), error.to_string(), interval).await),
+    };
+    let render_span = tracing::info_span!("render", revision = %revision.name, files = files.len());
+    let strict = app.spec.strict_variables;
+    let rendered = match render_span.in_scope(|| render_with_overrides(&files, &work.variables, &run.status, strict)) {
+        Ok((rendered, variable_names)) => {
+            run.status.variable_names = variable_names;
+            rendered
+        }
+        Err(error) => {
+            let message = format!("revision {}: {error}", revision.name);
+            events::publish(context, app, true, reasons::RENDER_FAILED, message.clone()).await;
+            return Err(run.fail(reasons::RENDER_FAILED, message, interval).await);
         }
     };
+    match plan::plan(&rendered.objects, &owner(app).map_err(Err)?) {
+        Ok(planned) => Ok(planned),
+        Err(error) => {
+            let message = format!("revision {}: {error}", revision.name);
+            Err(run.fail(reasons::PLAN_FAILED, message, interval).await)
+        }
+    }
+}
 
-    // Deploy. A deployment a previous process started and never finished (SIGKILL, lost
-    // lease) is resumed under its own id, so one deployment is recorded once.
-    let resumed = interrupted(&run.status, &revision.name, trigger.as_ref());
-    let restart_trigger = trigger.clone().or_else(|| {
+fn owner(app: &GitOpsApplication) -> Result<Owner, Error> {
+    Ok(Owner { namespace: app.namespace().ok_or(Error::NoNamespace)?, name: app.name_any() })
+}
+
+/// Records the deployment as started (status, Event). One a previous process started and
+/// never finished (SIGKILL, lost lease) is resumed under its own id, so it is recorded once.
+async fn start(run: &mut Run<'_>, context: &Context, work: &Work) -> Result<Started, Error> {
+    let (app, revision) = (run.app, &work.revision);
+    let resumed = interrupted(&run.status, &revision.name, work.trigger.as_ref());
+    let trigger = work.trigger.clone().or_else(|| {
         let resumed = resumed.as_ref()?;
         run.status.last_trigger.clone().filter(|t| resumed.trigger_id.as_deref() == Some(t.id.as_str()))
     });
-    let deploy_id = match &resumed {
+    let id = match &resumed {
         Some(record) => record.id.clone(),
         None => format!("{}-{}", revision.sha.get(..8).unwrap_or(&revision.sha), jiff::Timestamp::now().as_second()),
     };
     if resumed.is_none() {
         abandon_unfinished(&mut run.status);
-        push_deployment(
-            &mut run.status,
-            DeploymentRecord {
-                id: deploy_id.clone(),
-                revision: revision.name.clone(),
-                trigger_id: trigger.as_ref().map(|t| t.id.clone()),
-                started_at: now(),
-                finished_at: None,
-                result: DeploymentResult::Running,
-                message: None,
-                restarted: Vec::new(),
-            },
-        );
+        let record = DeploymentRecord {
+            id: id.clone(),
+            revision: revision.name.clone(),
+            trigger_id: work.trigger.as_ref().map(|t| t.id.clone()),
+            started_at: now(),
+            finished_at: None,
+            result: DeploymentResult::Running,
+            message: None,
+            restarted: Vec::new(),
+        };
+        push_deployment(&mut run.status, record);
     }
-    let previous_revision = run.status.last_applied_revision.clone();
-    let mut hook_event =
-        notify::deployment(app, &deploy_id, &revision.name, previous_revision, restart_trigger.as_ref(), &variables);
+    let previous = run.status.last_applied_revision.clone();
+    let event = notify::deployment(app, &id, &revision.name, previous, trigger.as_ref(), &work.variables);
     run.condition(RECONCILING, true, reasons::DEPLOYING, format!("Deploying revision {}", revision.name));
-    status::write(api, app, &run.status).await?;
-    let (event, verb) =
+    run.write().await?;
+    let (reason, verb) =
         if resumed.is_some() { ("DeploymentResumed", "Resuming") } else { ("DeploymentStarted", "Deploying") };
-    events::publish_in_background(context, app, event, format!("{verb} revision {} ({deploy_id})", revision.name));
+    events::publish_in_background(context, app, reason, format!("{verb} revision {} ({id})", revision.name));
+    Ok(Started { id, resumed: resumed.is_some(), trigger, event })
+}
 
-    let health_timeout = spec.health_timeout.parse().unwrap_or(Duration::from_secs(300));
-    let default_namespace = spec.target_namespace.clone().unwrap_or_else(|| namespace.clone());
+/// BeforeDeployment gates decide whether anything is applied at all; then the deploy layer
+/// applies, restarts, prunes and waits for health; then the AfterDeployment gates. Also
+/// returns when the deployment itself ended (before the AfterDeployment gates).
+async fn carry_out(
+    run: &Run<'_>,
+    context: &Context,
+    checked: &Validated,
+    started: &Started,
+    objects: Vec<plan::PlannedObject>,
+    work_slot: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> (Carried, Time) {
+    let app = run.app;
+    if let Err(why) = notify::started(context, app, started.event.clone()).await {
+        return (Carried::GateRefused(why), now());
+    }
+    let Ok(owner) = owner(app) else {
+        return (Carried::GateRefused("the application has no namespace".into()), now());
+    };
+    let default_namespace = app.spec.target_namespace.clone().unwrap_or_else(|| owner.namespace.clone());
     let request = DeployRequest {
         owner: &owner,
         default_namespace: &default_namespace,
-        service_account: spec.service_account_name.as_deref(),
-        objects: planned,
-        previous_inventory: &run.status.inventory.clone(),
-        prune: spec.prune,
-        restart: restart_trigger
+        service_account: app.spec.service_account_name.as_deref(),
+        objects,
+        previous_inventory: &run.status.inventory,
+        prune: app.spec.prune,
+        restart: started
+            .trigger
             .as_ref()
             .map_or(RestartSelection::None, |t| RestartSelection::from_entries(&t.rollout_restart)),
-        health_timeout,
+        health_timeout: checked.health_timeout,
         work_slot,
     };
-    // BeforeDeployment gates decide whether anything is applied at all.
-    let gate = notify::started(context, app, hook_event.clone()).await;
-    let result = match &gate {
-        Ok(()) => Some(
-            context.deployer.deploy(request).instrument(tracing::info_span!("apply", deploy_id = %deploy_id)).await,
-        ),
-        Err(_) => None,
-    };
-    conditions::clear(&mut run.status.conditions, RECONCILING);
-    let finished = now();
-    let (ok, reason, message, retry) = match result {
-        None => {
-            let why = gate.err().unwrap_or_default();
-            (false, reasons::GATE_FAILED, format!("revision {}: {why}; nothing was applied", revision.name), interval)
-        }
-        Some(Ok(outcome)) => {
-            run.status.inventory = outcome.inventory;
-            run.status.last_applied_revision = Some(revision.name.clone());
-            run.status.last_applied_fingerprint = Some(fingerprint);
-            let mut summary = format!("Applied revision {}", revision.name);
-            if !outcome.pruned.is_empty() {
-                summary.push_str(&format!("; pruned {}", outcome.pruned.join(", ")));
-            }
-            if !outcome.paused.is_empty() {
-                summary.push_str(&format!("; paused, so not restarted: {}", outcome.paused.join(", ")));
-            }
-            if let Some(deployment) = run.status.deployments.last_mut() {
-                deployment.restarted = outcome.restarted;
-            }
-            match outcome.unhealthy {
+    let deployed = context.deployer.deploy(request).instrument(tracing::info_span!("apply", deploy_id = %started.id));
+    let deployed = deployed.await;
+    let finished_at = now();
+    let carried = match deployed {
+        Err(error) => Carried::Failed(error),
+        Ok(outcome) => {
+            let after_gates = match outcome.unhealthy {
+                Some(_) => None,
                 None => {
-                    run.condition(HEALTHY, true, reasons::HEALTHY, "Every changed workload rolled out");
-                    hook_event.restarted =
-                        run.status.deployments.last().map(|d| d.restarted.clone()).unwrap_or_default();
-                    match notify::after_gates(context, app, hook_event.clone()).await {
-                        Ok(()) => (true, reasons::SUCCEEDED, summary, interval),
-                        Err(why) => (false, reasons::GATE_FAILED, format!("{summary}, but {why}"), interval),
-                    }
+                    let mut event = started.event.clone();
+                    event.restarted = outcome.restarted.clone();
+                    Some(notify::after_gates(context, app, event).await)
                 }
-                Some(why) => {
-                    run.condition(HEALTHY, false, reasons::HEALTH_CHECK_FAILED, why.clone());
-                    (false, reasons::HEALTH_CHECK_FAILED, format!("{summary}, but {why}"), interval)
-                }
-            }
-        }
-        Some(Err(error)) => {
-            let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval };
-            (false, error.reason(), format!("revision {}: {error}", revision.name), retry)
+            };
+            Carried::Applied { outcome, after_gates }
         }
     };
+    (carried, finished_at)
+}
+
+/// Reports how the deployment ended: status (one write), Event, metrics, outgoing event.
+async fn finish(
+    run: &mut Run<'_>,
+    context: &Context,
+    work: &Work,
+    started: Started,
+    carried: Carried,
+    finished_at: Time,
+    interval: Duration,
+) -> Result<Action, Error> {
+    let (app, revision) = (run.app, &work.revision);
+    let conclusion = decide::conclude(&revision.name, &carried, interval);
+    conditions::clear(&mut run.status.conditions, RECONCILING);
+    if let Carried::Applied { outcome, .. } = carried {
+        run.status.inventory = outcome.inventory;
+        run.status.last_applied_revision = Some(revision.name.clone());
+        run.status.last_applied_fingerprint = Some(work.fingerprint.clone());
+        if let Some(deployment) = run.status.deployments.last_mut() {
+            deployment.restarted = outcome.restarted;
+        }
+    }
+    if let Some((healthy, reason, message)) = &conclusion.healthy {
+        run.condition(HEALTHY, *healthy, reason, message.clone());
+    }
+    let rolled_out = conclusion.healthy.as_ref().is_some_and(|(healthy, _, _)| *healthy);
+    let Conclusion { ok, reason, message, retry, .. } = conclusion;
     crate::metrics::global().deployment_finished(ok);
     if let Some(deployment) = run.status.deployments.last_mut() {
-        deployment.finished_at = Some(finished);
+        deployment.finished_at = Some(finished_at);
         deployment.result = if ok { DeploymentResult::Succeeded } else { DeploymentResult::Failed };
         deployment.message = Some(message.clone());
     }
     run.condition(READY, ok, reason, message.clone());
-    status::write(api, app, &run.status).await?;
+    run.write().await?;
+    tracing::debug!(deploy_id = %started.id, resumed = started.resumed, ok, "deployment finished");
     let event_reason = if ok { "DeploymentSucceeded" } else { "DeploymentFailed" };
     events::publish(context, app, !ok, event_reason, message.clone()).await;
-    notify::finished(context, app, hook_event, ok, &message).await;
+    let mut event = started.event;
+    if rolled_out {
+        event.restarted = run.status.deployments.last().map(|d| d.restarted.clone()).unwrap_or_default();
+    }
+    notify::finished(context, app, event, ok, &message).await;
     Ok(Action::requeue(retry))
 }
 
@@ -365,11 +480,11 @@ async fn cleanup(app: &GitOpsApplication, context: &Context) -> Result<Action, E
 
 /// Holds the deployment back: Deferred with the next window start, the trigger kept pending.
 async fn defer(
-    mut run: Run<'_>,
+    run: &mut Run<'_>,
     context: &Context,
     trigger: Option<crate::api::TriggerRecord>,
     next_open: Option<jiff::Timestamp>,
-) -> Result<Action, Error> {
+) -> Exit {
     let when = next_open.map_or_else(|| "no opening within 400 days".to_owned(), |t| t.to_string());
     let message = format!("Held until {when}: outside the change window");
     let newly = run.status.pending_trigger.as_ref().map(|t| t.sequence) != trigger.as_ref().map(|t| t.sequence)
@@ -382,7 +497,7 @@ async fn defer(
         t
     });
     run.condition(DEFERRED, true, reasons::DEFERRED, message.clone());
-    status::write(run.api, run.app, &run.status).await?;
+    run.write().await?;
     if newly {
         events::publish(context, run.app, false, "DeploymentDeferred", message).await;
     }
@@ -390,27 +505,6 @@ async fn defer(
         .map(|t| jiff::Timestamp::now().duration_until(t).as_secs_f64().max(0.0))
         .map_or(Duration::from_secs(3600), |s| Duration::from_secs_f64(s) + Duration::from_millis(200));
     Ok(Action::requeue(wait))
-}
-
-/// Checks what the API server cannot: operator flags and parse-ability. Returns the interval
-/// and the compiled change windows.
-fn check_spec(app: &GitOpsApplication, context: &Context) -> Result<(Duration, Windows), String> {
-    let spec = &app.spec;
-    if spec.source.repo_url.starts_with("file://") && !context.settings.allow_file_sources {
-        return Err(
-            "spec.source.repoURL: file:// repositories are disabled (start the operator with --allow-file-sources)"
-                .into(),
-        );
-    }
-    if let Some(range) = &spec.source.reference.semver {
-        semver::VersionReq::parse(range)
-            .map_err(|e| format!("spec.source.ref.semver: {range:?} is not a semver range: {e}"))?;
-    }
-    spec.health_timeout.parse().map_err(|e| format!("spec.healthTimeout: {e}"))?;
-    let windows = crate::window::for_application(&spec.change_windows, &context.settings.default_windows)
-        .map_err(|e| format!("spec.{e}"))?;
-    let interval = spec.updates.interval.parse().map_err(|e| format!("spec.updates.interval: {e}"))?;
-    Ok((interval, windows))
 }
 
 fn source_spec(app: &GitOpsApplication, credentials: Option<crate::source::Credentials>) -> SourceSpec {
