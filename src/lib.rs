@@ -12,6 +12,7 @@ pub mod crds;
 pub mod deploy;
 pub mod duration;
 pub mod endpoint;
+pub mod keyed_lock;
 pub mod leader;
 pub mod metrics;
 pub mod operator;

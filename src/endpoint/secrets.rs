@@ -48,7 +48,7 @@ struct Entry {
 pub struct SecretCache {
     entries: Mutex<HashMap<SecretKey, Entry>>,
     /// One read at a time per key; those who queued behind it take its result.
-    reads: Mutex<HashMap<SecretKey, Arc<tokio::sync::Mutex<()>>>>,
+    reads: crate::keyed_lock::KeyedLocks<SecretKey>,
 }
 
 /// A value and whether it came from the cache (and may be stale).
@@ -83,11 +83,7 @@ impl SecretCache {
 
     async fn read(&self, client: &Client, key: &SecretKey) -> Result<Arc<Vec<u8>>, SecretError> {
         let asked = Instant::now();
-        let gate = {
-            let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(reads.entry(key.clone()).or_default())
-        };
-        let _reading = gate.lock().await;
+        let _reading = self.reads.lock(key.clone()).await;
         if let Some((value, age)) = self.cached(key)
             && age <= asked.elapsed()
         {

@@ -8,7 +8,7 @@
 //! is counted in status *before* it is sent; a restarted operator therefore continues with
 //! the next attempt under the same `webhook-id` and never sends a second first attempt.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,7 +59,7 @@ pub struct Outgoing {
     sender: Sender,
     wake: Notify,
     /// Serialises status writes per hook (`namespace/name`).
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: crate::keyed_lock::KeyedLocks<String>,
     /// Deliveries being worked on by this process.
     in_flight: Mutex<HashSet<String>>,
 }
@@ -71,7 +71,7 @@ impl Outgoing {
     pub fn new(client: Client, sender: Sender) -> (Arc<Self>, HookWriter) {
         let (hooks, writer) = reflector::store();
         let service =
-            Self { client, hooks, sender, wake: Notify::new(), locks: Mutex::default(), in_flight: Mutex::default() };
+            Self { client, hooks, sender, wake: Notify::new(), locks: Default::default(), in_flight: Mutex::default() };
         (Arc::new(service), writer)
     }
 
@@ -377,14 +377,7 @@ impl Outgoing {
     ) -> Result<Option<OutgoingWebhook>, kube::Error> {
         let namespace = hook.namespace().unwrap_or_default();
         let name = hook.name_any();
-        let lock = {
-            let mut locks = match self.locks.lock() {
-                Ok(locks) => locks,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            locks.entry(format!("{namespace}/{name}")).or_default().clone()
-        };
-        let _guard = lock.lock().await;
+        let _guard = self.locks.lock(format!("{namespace}/{name}")).await;
         let api: Api<OutgoingWebhook> = Api::namespaced(self.client.clone(), &namespace);
         let mut tries = 0;
         loop {

@@ -13,6 +13,7 @@ use super::refs::{self, Range};
 use super::store::Store;
 use super::url::{self, RepoUrl};
 use super::{CacheOptions, GitReference, Revision, SourceError, SourceSpec, tree};
+use crate::keyed_lock::KeyedLocks;
 use crate::render::ManifestFile;
 
 /// The Git cache shared by all applications. Cheap to clone; all clones share one state.
@@ -31,7 +32,7 @@ struct Inner {
     runner: Runner,
     options: super::CacheOptions,
     fetches: AtomicU64,
-    locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    locks: KeyedLocks<PathBuf>,
     listings: Mutex<HashMap<ListingKey, Arc<tokio::sync::Mutex<Option<Listing>>>>>,
 }
 
@@ -62,7 +63,7 @@ impl GitCache {
         let dir = std::path::absolute(&dir).unwrap_or(dir);
         let runner =
             Runner { home: dir.clone(), timeout: options.command_timeout, allow_file: options.allow_file_sources };
-        let (locks, listings) = (Mutex::default(), Mutex::default());
+        let (locks, listings) = (KeyedLocks::default(), Mutex::default());
         GitCache { inner: Arc::new(Inner { dir, runner, options, fetches: AtomicU64::new(0), locks, listings }) }
     }
 
@@ -137,8 +138,7 @@ impl GitCache {
         if found.first().is_some_and(Option::is_some) && ref_current {
             return Ok(()); // the hot path: one local `cat-file`, no lock, no network
         }
-        let lock = self.lock_for(&repo);
-        let _guard = lock.lock().await;
+        let _guard = self.inner.locks.lock(repo.clone()).await;
         let found = self.store(&repo).lookup(&wanted).await;
         if found.first().is_some_and(Option::is_some) {
             // Present (fetched by another application, or while we waited): no network, but
@@ -241,11 +241,6 @@ impl GitCache {
         Store { runner: &self.inner.runner, path: repo }
     }
 
-    fn lock_for(&self, repo: &Path) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.inner.locks.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(locks.entry(repo.to_path_buf()).or_default())
-    }
-
     /// `git ls-remote [flags] -- <url> [patterns]`'s stdout, shared by concurrent askers.
     ///
     /// When many applications follow one repository, a push makes them all ask at once. An
@@ -343,8 +338,7 @@ impl GitCache {
         if let Some(sha) = self.store(&repo).rev_parse(&rev).await {
             return Ok(sha);
         }
-        let lock = self.lock_for(&repo);
-        let _guard = lock.lock().await;
+        let _guard = self.inner.locks.lock(repo.clone()).await;
         self.store(&repo).init(&url.display).await?;
         if let Some(sha) = self.store(&repo).rev_parse(&rev).await {
             return Ok(sha);
