@@ -199,16 +199,13 @@ pub struct QueueDepth {
 
 /// Counts applications with unhandled triggers or reconcile requests, and deferred ones.
 pub fn queue_depth<'a>(apps: impl IntoIterator<Item = &'a GitOpsApplication>) -> QueueDepth {
-    use kube::ResourceExt;
     let mut depth = QueueDepth::default();
     for app in apps {
-        let requested = app.annotations().get(crate::controller::RECONCILE_REQUESTED_ANNOTATION);
-        let handled = app.status.as_ref().and_then(|s| s.last_handled_reconcile_at.as_ref());
         let deferred = app.status.as_ref().is_some_and(|s| s.pending_trigger.is_some());
         if deferred {
             depth.deferred += 1;
         }
-        if crate::trigger::record::pending(app).is_some() || (requested.is_some() && requested != handled) {
+        if crate::trigger::record::work_pending(app) {
             depth.queued += 1;
         }
     }

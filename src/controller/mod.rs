@@ -30,8 +30,7 @@ use crate::source::GitCache;
 
 /// Finalizer that lets tugboat delete what an application created (with `prune: true`).
 pub const FINALIZER: &str = "tugboat.dev/cleanup";
-/// Annotation whose change requests an immediate reconcile (what the trigger endpoint sets).
-pub const RECONCILE_REQUESTED_ANNOTATION: &str = "tugboat.dev/reconcile-requested-at";
+pub use crate::trigger::record::RECONCILE_REQUESTED_ANNOTATION;
 
 /// Operator-wide settings the controller needs.
 #[derive(Debug, Clone)]

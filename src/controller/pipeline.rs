@@ -168,8 +168,7 @@ async fn source_and_trigger(run: &mut Run<'_>, context: &Context, checked: &Vali
     let requested = app.annotations().get(RECONCILE_REQUESTED_ANNOTATION).cloned();
     let trigger = crate::trigger::record::pending(app);
     let asked = Asked {
-        request_pending: (requested.is_some() && requested != run.status.last_handled_reconcile_at)
-            || trigger.is_some(),
+        request_pending: crate::trigger::record::work_pending(app),
         spec_changed: app.status.as_ref().and_then(|s| s.observed_generation) != run.generation,
         polling: app.spec.updates.mechanism == UpdateMechanism::Polling,
         never_applied: run.status.last_applied_revision.is_none(),

@@ -34,6 +34,21 @@ pub fn pending(app: &GitOpsApplication) -> Option<TriggerRecord> {
     recorded(app.annotations()).filter(|t| t.sequence > handled_sequence(app))
 }
 
+/// Annotation whose change requests an immediate reconcile (`kubectl annotate`, tests, tools).
+pub const RECONCILE_REQUESTED_ANNOTATION: &str = "tugboat.dev/reconcile-requested-at";
+
+/// A reconcile request that has not been handled yet.
+pub fn reconcile_requested(app: &GitOpsApplication) -> bool {
+    let requested = app.annotations().get(RECONCILE_REQUESTED_ANNOTATION);
+    requested.is_some() && requested != app.status.as_ref().and_then(|s| s.last_handled_reconcile_at.as_ref())
+}
+
+/// Is anything asked of this application that it has not done yet: a recorded call or a
+/// reconcile request? (The reconcile and the queue-depth metric ask the same question.)
+pub fn work_pending(app: &GitOpsApplication) -> bool {
+    pending(app).is_some() || reconcile_requested(app)
+}
+
 /// The record to store when `incoming` arrives: merged into a still-pending one (later
 /// variables win, restart sets union, the first id stays and later ids are listed), or on
 /// its own with the next sequence number.
