@@ -24,7 +24,7 @@ use crate::api::{GitOpsApplication, TriggerRecord, Webhook, WebhookProvider};
 use crate::controller::webhooks::PATH_PREFIX;
 use crate::trigger::event::{ProviderEvent, RefName, parse_event};
 use crate::trigger::query::{RolloutRestart, TriggerParams, Workload, parse_form, parse_query};
-use crate::trigger::{repo_url, signature, variables};
+use crate::trigger::{signature, variables};
 
 /// Trigger writes of one call under way at once (a webhook may target many applications).
 const PARALLEL_WRITES: usize = 32;
@@ -359,7 +359,7 @@ fn concerns(event: &ProviderEvent, app: &GitOpsApplication) -> bool {
         RefName::Tag(tag) => wanted.tag.as_deref() == Some(tag.as_str()) || wanted.semver.is_some(),
         RefName::Other(_) => false,
     };
-    ref_matches && repo_url::repo_matches(&app.spec.source.repo_url, repo_urls)
+    ref_matches && crate::source::url::repo_matches(&app.spec.source.repo_url, repo_urls)
 }
 
 fn ignored_reason(event: &ProviderEvent) -> String {

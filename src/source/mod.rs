@@ -12,7 +12,7 @@ mod git;
 mod refs;
 mod store;
 mod tree;
-mod url;
+pub mod url;
 
 use std::fmt;
 use std::time::Duration;

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::Provider;
 
-pub use super::repo_url::{normalize_repo_url, repo_matches};
+pub use crate::source::url::{normalize_repo_url, repo_matches};
 
 /// The event a call carries, as far as tugboat cares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,7 +193,7 @@ fn bitbucket_cloud_push(value: &Value) -> Result<ProviderEvent, PayloadError> {
     let mut repo_urls = urls_at(value, ["/repository/links/html/href"])?;
     if let Some(full_name) = opt_str(value, "/repository/full_name", "repository.full_name")? {
         // The web link's host, so Bitbucket-hosted mirrors of other hosts stay right.
-        let host = repo_urls.first().and_then(|u| super::repo_url::host_of(u)).unwrap_or("bitbucket.org").to_owned();
+        let host = repo_urls.first().and_then(|u| crate::source::url::host_of(u)).unwrap_or("bitbucket.org").to_owned();
         push_unique(&mut repo_urls, format!("https://{host}/{full_name}.git"));
         push_unique(&mut repo_urls, format!("git@{host}:{full_name}.git"));
     }

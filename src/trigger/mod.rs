@@ -9,7 +9,6 @@ pub mod event;
 pub mod query;
 pub mod record;
 pub mod replay;
-pub mod repo_url;
 pub mod signature;
 pub mod variables;
 
@@ -52,9 +51,9 @@ pub fn fuzz_query(data: &[u8]) {
 pub fn fuzz_repo_urls(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (app, payload) = text.split_once('\n').unwrap_or((&text, ""));
-    let _ = repo_url::normalize_repo_url(app);
-    let _ = repo_url::host_of(app);
-    let _ = repo_url::repo_matches(app, &[payload.to_owned(), app.to_owned()]);
+    let _ = crate::source::url::normalize_repo_url(app);
+    let _ = crate::source::url::host_of(app);
+    let _ = crate::source::url::repo_matches(app, &[payload.to_owned(), app.to_owned()]);
     crate::source::fuzz_url(app);
 }
 
