@@ -27,11 +27,11 @@ pub struct Limits<'a> {
 /// Checks what the API server cannot: operator flags and parse-ability. The message names the
 /// field.
 pub fn validate(spec: &crate::api::GitOpsApplicationSpec, limits: &Limits<'_>) -> Result<Validated, String> {
-    if spec.source.repo_url.starts_with("file://") && !limits.allow_file_sources {
-        return Err(
-            "spec.source.repoURL: file:// repositories are disabled (start the operator with --allow-file-sources)"
-                .into(),
-        );
+    // The Git layer decides which URLs it takes; a disabled transport never starts working by
+    // itself, so it stalls here. (Other refusals are reported by the source phase.)
+    let url = crate::source::url::parse(&spec.source.repo_url, limits.allow_file_sources);
+    if let Err(error @ crate::source::SourceError::FileSourcesDisabled { .. }) = url {
+        return Err(format!("spec.source.repoURL: {error}"));
     }
     if let Some(range) = &spec.source.reference.semver {
         semver::VersionReq::parse(range)
