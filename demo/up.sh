@@ -43,7 +43,7 @@ mode="${DEMO_MODE:-process}"
 # A failed start stops what it started.
 trap 'printf "\n!!  the demo failed; stopping what it started\n" >&2; DEMO_DIR="$demo" "$root/demo/down.sh" >/dev/null 2>&1' ERR
 
-step "installing what the demo needs and building the control-plane tools (cached after the first time; a cold build takes 20-40 min)"
+step "installing what the demo needs and building the control-plane tools (cached after the first time; about 8 minutes cold)"
 "$root/testenv/deps.sh"
 tools=(etcd kube kwok)
 [[ "$mode" == helm ]] && tools+=(helm)
