@@ -60,7 +60,8 @@ struct RunArgs {
     #[arg(long = "egress-allow", env = "TUGBOAT_EGRESS_ALLOW", value_name = "CIDR", value_delimiter = ',')]
     egress_allow: Vec<ipnet::IpNet>,
     /// Applications fetched, rendered and applied at once. A deployment gives its slot back while
-    /// it waits for its rollout, so up to 8 times as many may be waiting for rollouts meanwhile.
+    /// it waits for a BeforeDeployment gate or for its rollout, so up to 8 times as many may be
+    /// waiting meanwhile.
     #[arg(long, env = "TUGBOAT_CONCURRENCY", default_value_t = 8)]
     concurrency: u16,
     /// Wait this long for more changes to an application before reconciling it (e.g. `100ms`);

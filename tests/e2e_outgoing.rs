@@ -538,3 +538,70 @@ async fn deferred_created_and_deleted_events_are_sent_once_also_across_a_restart
         hook.status.expect("status").deliveries.iter().map(|d| d.id.clone()).collect();
     assert_eq!(ids.len(), 3);
 }
+
+/// With `--concurrency 1`, an application whose BeforeDeployment gate waits (for up to 10
+/// minutes) and one waiting for a 45 s rollout hold no work slot: a third deploys meanwhile.
+#[tokio::test]
+async fn a_waiting_gate_and_a_slow_rollout_do_not_hold_up_a_third_application() {
+    let slow = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: slow
+spec:
+  replicas: 1
+  minReadySeconds: 45
+  selector:
+    matchLabels: {app: slow}
+  template:
+    metadata:
+      labels: {app: slow}
+    spec:
+      containers:
+        - {name: app, image: registry.example.com/slow:1}
+"#;
+    let config = |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata: {{a: b}}\n");
+    let files = [
+        ("gated/config.yaml", config("gated")),
+        ("slow/app.yaml", slow.to_owned()),
+        ("quick/config.yaml", config("quick")),
+    ];
+    let flags = [ALLOW_LOOPBACK, &["--concurrency", "1"]].concat();
+    let Some(f) = Fixture::start("owh-slots", &files, &flags).await else { return };
+    let receiver = Receiver::start().await;
+    // An approval that stays RUNNING: the gate waits until its 10-minute timeout.
+    receiver.script("POST", "/approve", vec![Reply::status(202).header("location", "/approve/1")]);
+    receiver.script("GET", "/approve/1", vec![Reply::json(200, json!({"state": "RUNNING"}))]);
+    create_hook(
+        &f,
+        "approval",
+        json!({"url": receiver.url("/approve"), "triggers": ["deployment.started"], "gate": "BeforeDeployment",
+               "applications": {"matchLabels": {"approval": "required"}},
+               "waitForCompletion": {"statusUrlFrom": "LocationHeader", "statusJsonPath": "$.state",
+                                     "success": ["APPROVED"], "pollInterval": "1s", "timeout": "10m"}}),
+    )
+    .await;
+    let running = |a: &tugboat::api::GitOpsApplication| {
+        a.status.as_ref().and_then(|s| s.deployments.last()).is_some_and(|d| d.result == DeploymentResult::Running)
+    };
+    let gated: tugboat::api::GitOpsApplication = serde_json::from_value(json!({
+        "apiVersion": "tugboat.dev/v1alpha1", "kind": "GitOpsApplication",
+        "metadata": {"name": "gated", "labels": {"approval": "required"}},
+        "spec": f.app_spec(json!({"source": {"path": "gated"}}))
+    }))
+    .expect("application");
+    f.apps().create(&PostParams::default(), &gated).await.expect("create gated");
+    f.wait_app("gated", "waiting at its gate", running).await;
+    f.eventually("the gate polled", || async { (!receiver.requests_to("/approve/1").is_empty()).then_some(()) }).await;
+    f.create_app("slow", f.app_spec(json!({"source": {"path": "slow"}, "healthTimeout": "120s"}))).await;
+    f.wait_app("slow", "waiting for its rollout", running).await;
+
+    let sha = f.head();
+    f.create_app("quick", f.app_spec(json!({"source": {"path": "quick"}}))).await;
+    f.wait_app("quick", "Ready=True while the gate and the rollout wait", |a| is_ready_at(a, &sha)).await;
+    for name in ["gated", "slow"] {
+        let app = f.apps().get(name).await.expect("application");
+        assert!(running(&app), "{name} was still waiting: {:?}", app.status.map(|s| s.deployments));
+    }
+    let config_maps: Api<ConfigMap> = Api::namespaced(f.client.clone(), &f.ns.name);
+    assert!(config_maps.get_opt("gated").await.expect("get").is_none(), "nothing of the gated one applied");
+}

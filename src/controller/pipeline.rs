@@ -370,9 +370,22 @@ async fn carry_out(
     work_slot: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> (Carried, Time) {
     let app = run.app;
+    // A gate may wait on another system for as long as its timeout: it waits without a work
+    // slot, so slow gates never stop other applications' deployments.
+    let gated = context.outgoing.has_gate(app, crate::api::HookGate::BeforeDeployment);
+    let work_slot = if gated {
+        drop(work_slot);
+        None
+    } else {
+        work_slot
+    };
     if let Err(why) = notify::started(context, app, started.event.clone()).await {
         return (Carried::GateRefused(why), now());
     }
+    let work_slot = match work_slot {
+        Some(slot) => Some(slot),
+        None => context.work_slots.clone().acquire_owned().await.ok(),
+    };
     let Ok(owner) = owner(app) else {
         return (Carried::GateRefused("the application has no namespace".into()), now());
     };

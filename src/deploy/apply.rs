@@ -136,7 +136,7 @@ impl Deployer {
             self.wait_established(&item.object.name).await?;
         }
         for item in resolved.iter_mut().filter(|r| r.resource.is_none()) {
-            let found = self.resolve_kind(&item.object.gvk).await.map_err(DeployError::Transport)?;
+            let found = self.resolve_new_kind(&item.object.gvk).await?;
             let Some((resource, namespaced)) = found else {
                 return Err(unknown_kind(&item.object));
             };
@@ -274,6 +274,19 @@ impl Deployer {
         futures::stream::iter(reads).buffer_unordered(PARALLEL_REQUESTS).collect().await
     }
 
+    /// The resource of a kind a CRD of the set defines. Discovery can lag a moment behind the
+    /// CRD's Established condition, so a kind not found yet is looked up again for a while.
+    async fn resolve_new_kind(&self, gvk: &GroupVersionKind) -> Result<Option<(ApiResource, bool)>, DeployError> {
+        let deadline = tokio::time::Instant::now() + DISCOVERY_LAG;
+        loop {
+            match self.resolve_kind(gvk).await.map_err(DeployError::Transport)? {
+                Some(found) => return Ok(Some(found)),
+                None if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+                None => return Ok(None),
+            }
+        }
+    }
+
     /// Waits (on a watch, not by polling) until the CRD `name` is Established.
     async fn wait_established(&self, name: &str) -> Result<(), DeployError> {
         use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -373,6 +386,9 @@ async fn dry_run(client: &Client, item: &Resolved, namespaces_in_set: &BTreeSet<
 
 /// Read-only requests (dry runs, reads) one deployment keeps in flight at once.
 const PARALLEL_REQUESTS: usize = 8;
+
+/// How long discovery may lag behind a new CRD's Established condition.
+const DISCOVERY_LAG: Duration = Duration::from_secs(10);
 
 /// How long a CRD of the set may take to be Established before the deployment fails.
 const CRD_ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(30);

@@ -121,6 +121,12 @@ impl Outgoing {
 
     /// Runs the `gate` hooks selecting `app`, one after the other, each to its end (retries and
     /// waiting included). `Err` names the first hook that did not succeed and why.
+    /// Does any hook gate this application at `gate`? (A reconcile waits for gates without
+    /// its work slot.)
+    pub fn has_gate(&self, app: &GitOpsApplication, gate: HookGate) -> bool {
+        self.hooks.state().iter().any(|h| h.spec.gate == gate && hook::selects(h, app))
+    }
+
     pub async fn gate(
         &self,
         app: &GitOpsApplication,
