@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use support::fixture::{Fixture, REPO, demo_manifests, is_ready_at, ready};
+use support::fixture::{Fixture, REPO, SLOW_ROLLOUT, demo_manifests, is_ready_at, ready};
 
 fn deployment_available(d: &Deployment) -> bool {
     d.status
@@ -445,25 +445,8 @@ async fn a_spec_the_operator_cannot_serve_stalls_without_retrying() {
 #[tokio::test]
 async fn a_slow_rollout_does_not_hold_up_other_applications() {
     use tugboat::api::DeploymentResult;
-    // Available only after its pod has been ready for 45 s: a rollout that takes that long.
-    let slow = r#"apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: slow
-spec:
-  replicas: 1
-  minReadySeconds: 45
-  selector:
-    matchLabels: {app: slow}
-  template:
-    metadata:
-      labels: {app: slow}
-    spec:
-      containers:
-        - {name: app, image: registry.example.com/slow:1}
-"#;
     let quick = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: quick\ndata: {ready: \"yes\"}\n";
-    let files = [("slow/app.yaml", slow.to_owned()), ("quick/config.yaml", quick.to_owned())];
+    let files = [("slow/app.yaml", SLOW_ROLLOUT.to_owned()), ("quick/config.yaml", quick.to_owned())];
     let Some(f) = Fixture::start("slots", &files, &["--concurrency", "1"]).await else { return };
     let sha = f.head();
     let running = |a: &tugboat::api::GitOpsApplication| {

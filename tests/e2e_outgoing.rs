@@ -12,7 +12,7 @@ use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use tugboat::api::{DeliveryRecord, DeploymentResult, OutgoingWebhook};
 
-use support::fixture::{Fixture, WAIT, demo_manifests, is_ready_at, ready};
+use support::fixture::{Fixture, SLOW_ROLLOUT, WAIT, demo_manifests, is_ready_at, ready};
 use support::operator::Operator;
 use support::receiver::{Receiver, Reply, independent_check};
 
@@ -543,26 +543,10 @@ async fn deferred_created_and_deleted_events_are_sent_once_also_across_a_restart
 /// minutes) and one waiting for a 45 s rollout hold no work slot: a third deploys meanwhile.
 #[tokio::test]
 async fn a_waiting_gate_and_a_slow_rollout_do_not_hold_up_a_third_application() {
-    let slow = r#"apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: slow
-spec:
-  replicas: 1
-  minReadySeconds: 45
-  selector:
-    matchLabels: {app: slow}
-  template:
-    metadata:
-      labels: {app: slow}
-    spec:
-      containers:
-        - {name: app, image: registry.example.com/slow:1}
-"#;
     let config = |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata: {{a: b}}\n");
     let files = [
         ("gated/config.yaml", config("gated")),
-        ("slow/app.yaml", slow.to_owned()),
+        ("slow/app.yaml", SLOW_ROLLOUT.to_owned()),
         ("quick/config.yaml", config("quick")),
     ];
     let flags = [ALLOW_LOOPBACK, &["--concurrency", "1"]].concat();

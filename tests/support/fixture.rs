@@ -29,6 +29,25 @@ pub struct Fixture {
     _root: TempDir,
 }
 
+/// A Deployment available only after its pod has been ready for 45 s: a rollout that takes
+/// that long (on kwok nodes).
+pub const SLOW_ROLLOUT: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: slow
+spec:
+  replicas: 1
+  minReadySeconds: 45
+  selector:
+    matchLabels: {app: slow}
+  template:
+    metadata:
+      labels: {app: slow}
+    spec:
+      containers:
+        - {name: app, image: registry.example.com/slow:1}
+"#;
+
 /// A Deployment, a Service and a ConfigMap using `${SERVICE_TAG:-stable}`.
 pub fn demo_manifests() -> Vec<(&'static str, String)> {
     vec![
