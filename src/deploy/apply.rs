@@ -154,45 +154,7 @@ impl Deployer {
         outcome.inventory.sort();
 
         // 4. Restarts of the selected workloads; changed workloads roll out by themselves.
-        let now = jiff::Timestamp::now().to_string();
-        let mut watch: Vec<Watched> = Vec::new();
-        for item in &resolved {
-            let (group, kind, name) = (&item.object.gvk.group, &item.object.gvk.kind, &item.object.name);
-            if !health::is_workload(group, kind) {
-                continue;
-            }
-            let Some(resource) = item.resource.clone() else { continue };
-            let label = item.object.display();
-            let key = ObjectKey::of(item);
-            let generation_after = live.get(&key).and_then(|v| v["metadata"]["generation"].as_i64());
-            let changed = before.get(&label).copied().flatten() != generation_after;
-            let mut restarted = false;
-            if request.restart.includes(kind, name) {
-                if is_paused_deployment(&live, &key) {
-                    outcome.paused.push(label.clone());
-                } else {
-                    let api = dynamic_api(&client, &resource, item.namespace.as_deref());
-                    let params =
-                        PatchParams { field_manager: Some(RESTART_FIELD_MANAGER.into()), ..Default::default() };
-                    api.patch(name, &params, &Patch::Merge(restart::patch(&now)))
-                        .await
-                        .map_err(|e| DeployError::RestartFailed { object: label.clone(), message: e.to_string() })?;
-                    outcome.restarted.push(label.clone());
-                    restarted = true;
-                }
-            }
-            if changed {
-                outcome.changed.push(label.clone());
-            }
-            if changed || restarted {
-                watch.push(Watched {
-                    resource,
-                    namespace: item.namespace.clone(),
-                    kind: kind.clone(),
-                    name: name.clone(),
-                });
-            }
-        }
+        let watch = restart_and_select(&client, &request.restart, &resolved, &live, &before, &mut outcome).await?;
 
         // 5. Prune what left Git, if it is provably ours.
         if request.prune {
@@ -343,6 +305,58 @@ impl Deployer {
         }
         Ok(deleted)
     }
+}
+
+/// Restarts the selected workloads (a paused Deployment is noted, not restarted) and returns
+/// the workloads whose rollout is to be awaited: those whose template changed or that were
+/// restarted.
+async fn restart_and_select(
+    client: &Client,
+    restart: &RestartSelection,
+    resolved: &[Resolved],
+    live: &HashMap<ObjectKey, Value>,
+    before: &HashMap<String, Option<i64>>,
+    outcome: &mut Outcome,
+) -> Result<Vec<Watched>, DeployError> {
+    let now = jiff::Timestamp::now().to_string();
+    let mut watch: Vec<Watched> = Vec::new();
+    for item in resolved {
+        let (group, kind, name) = (&item.object.gvk.group, &item.object.gvk.kind, &item.object.name);
+        if !health::is_workload(group, kind) {
+            continue;
+        }
+        let Some(resource) = item.resource.clone() else { continue };
+        let label = item.object.display();
+        let key = ObjectKey::of(item);
+        let generation_after = live.get(&key).and_then(|v| v["metadata"]["generation"].as_i64());
+        let changed = before.get(&label).copied().flatten() != generation_after;
+        let mut restarted = false;
+        if restart.includes(kind, name) {
+            if is_paused_deployment(live, &key) {
+                outcome.paused.push(label.clone());
+            } else {
+                let api = dynamic_api(client, &resource, item.namespace.as_deref());
+                let params = PatchParams { field_manager: Some(RESTART_FIELD_MANAGER.into()), ..Default::default() };
+                api.patch(name, &params, &Patch::Merge(restart::patch(&now)))
+                    .await
+                    .map_err(|e| DeployError::RestartFailed { object: label.clone(), message: e.to_string() })?;
+                outcome.restarted.push(label.clone());
+                restarted = true;
+            }
+        }
+        if changed {
+            outcome.changed.push(label.clone());
+        }
+        if changed || restarted {
+            watch.push(Watched {
+                resource,
+                namespace: item.namespace.clone(),
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+            });
+        }
+    }
+    Ok(watch)
 }
 
 fn dynamic_api(client: &Client, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {

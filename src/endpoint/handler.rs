@@ -76,6 +76,7 @@ pub async fn trigger(
     response
 }
 
+/// One call, phase by phase; each phase answers the call itself when it refuses it.
 async fn handle(
     state: &Arc<EndpointState>,
     webhook: &Webhook,
@@ -88,122 +89,152 @@ async fn handle(
         Err(_) => return reply::too_large(state.body_limit),
     };
     let namespace = webhook.namespace().unwrap_or_default();
-    let provider = webhook.spec.provider;
-
-    // Verify before parsing anything the caller sent.
     let now = jiff::Timestamp::now();
-    let verified = match verify(state, &namespace, webhook, &headers, &body, now).await {
-        Ok(verified) => verified,
-        Err(response) => return response,
+    let accepted = async {
+        authenticate(state, &namespace, webhook, &headers, &body, now).await?;
+        let mut params = parameters(query.as_deref(), &headers, &body)?;
+        let event = deploying_event(webhook.spec.provider, &headers, &body)?;
+        payload_variables(webhook, &body, &mut params)?;
+        let targets = select_targets(state, &namespace, webhook, &event, &params).await?;
+        let record = trigger_record(webhook, &params, now);
+        let sequences = record_all(state, &namespace, &targets, &record).await?;
+        let names: Vec<String> = targets.iter().map(ResourceExt::name_any).collect();
+        tracing::info!(webhook = %webhook.name_any(), %namespace, trigger = %record.id, applications = ?names, "trigger recorded");
+        received(state, &targets, &record);
+        Ok::<_, Response>(reply::accepted(
+            &record.id,
+            &names,
+            &sequences,
+            deferred_until(state, &targets, &record, now),
+        ))
     };
+    accepted.await.unwrap_or_else(|refused| refused)
+}
+
+/// Verify before parsing anything the caller sent; a Standard Webhooks id is accepted once.
+async fn authenticate(
+    state: &EndpointState,
+    namespace: &str,
+    webhook: &Webhook,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: jiff::Timestamp,
+) -> Result<(), Response> {
+    let verified = verify(state, namespace, webhook, headers, body, now).await?;
     if let Some(webhook_id) = &verified.webhook_id
         && let Err(replayed) = state.replays.check_and_remember(webhook_id, now)
     {
-        return reply::unauthorized(replayed.to_string());
+        return Err(reply::unauthorized(replayed.to_string()));
     }
+    Ok(())
+}
 
-    // Parameters: the query, plus the fields of an HTML form post.
-    let mut params = match parse_query(query.as_deref()) {
-        Ok(params) => params,
-        Err(error) => return reply::bad_request(error.to_string()),
-    };
-    if is_form(&headers) {
-        match parse_form(&body) {
-            Ok(fields) => {
-                for (name, value) in fields {
-                    params.variables.entry(name).or_insert(value);
-                }
-            }
-            Err(error) => return reply::bad_request(error.to_string()),
+/// Parameters: the query, plus the fields of an HTML form post.
+#[allow(clippy::result_large_err)] // the refusal is the call's answer, made once per call
+fn parameters(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<TriggerParams, Response> {
+    let mut params = parse_query(query).map_err(|e| reply::bad_request(e.to_string()))?;
+    if is_form(headers) {
+        let fields = parse_form(body).map_err(|e| reply::bad_request(e.to_string()))?;
+        for (name, value) in fields {
+            params.variables.entry(name).or_insert(value);
         }
     }
-    let event = match parse_event(provider, &headers, &body) {
-        Ok(event) => event,
-        Err(error) => return reply::bad_request(error.to_string()),
-    };
+    Ok(params)
+}
+
+/// The provider's event, when it is one that deploys; pings and other events are answered 200.
+#[allow(clippy::result_large_err)] // the refusal is the call's answer, made once per call
+fn deploying_event(provider: WebhookProvider, headers: &HeaderMap, body: &[u8]) -> Result<ProviderEvent, Response> {
+    let event = parse_event(provider, headers, body).map_err(|e| reply::bad_request(e.to_string()))?;
     match &event {
-        ProviderEvent::Ping => return reply::ignored("ping"),
+        ProviderEvent::Ping => Err(reply::ignored("ping")),
         // Generic and Standard Webhooks callers deploy with any event; providers' other events do not.
         ProviderEvent::Other(name) if !matches!(provider, WebhookProvider::Generic | WebhookProvider::Standard) => {
-            return reply::ignored(format!("event {name:?} does not deploy"));
+            Err(reply::ignored(format!("event {name:?} does not deploy")))
         }
-        event if event.is_deletion() => return reply::ignored("the pushed ref was deleted"),
-        _ => {}
+        event if event.is_deletion() => Err(reply::ignored("the pushed ref was deleted")),
+        _ => Ok(event),
     }
-    if !webhook.spec.variables_from_payload.is_empty() {
-        let payload: serde_json::Value = match serde_json::from_slice(&body) {
-            Ok(payload) => payload,
-            Err(error) => return reply::bad_request(format!("variablesFromPayload needs a JSON body: {error}")),
-        };
-        match variables::variables_from_payload(&webhook.spec.variables_from_payload, &payload) {
-            Ok(found) => {
-                for (name, value) in found {
-                    params.variables.entry(name).or_insert(value);
-                }
-            }
-            Err(error) => return reply::bad_request(error.to_string()),
-        }
-    }
+}
 
-    // Targets come from the operator's cache of applications; when a named target is missing
-    // from it, or the call would be refused because of it, the API server is asked instead, so
-    // a just-created application or a just-discovered variable is never missed or refused.
-    let cached = cached_targets(state, &namespace, webhook);
-    let targets: Vec<_> = cached.applications.into_iter().filter(|app| concerns(&event, app)).collect();
-    let targets = match validate_all(webhook, &targets, &params) {
+/// `variablesFromPayload`: values read from the (verified) JSON body; the query wins.
+#[allow(clippy::result_large_err)] // the refusal is the call's answer, made once per call
+fn payload_variables(webhook: &Webhook, body: &[u8], params: &mut TriggerParams) -> Result<(), Response> {
+    if webhook.spec.variables_from_payload.is_empty() {
+        return Ok(());
+    }
+    let payload: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| reply::bad_request(format!("variablesFromPayload needs a JSON body: {e}")))?;
+    let found = variables::variables_from_payload(&webhook.spec.variables_from_payload, &payload)
+        .map_err(|e| reply::bad_request(e.to_string()))?;
+    for (name, value) in found {
+        params.variables.entry(name).or_insert(value);
+    }
+    Ok(())
+}
+
+/// The applications the call concerns, each able to take its parameters. They come from the
+/// operator's cache; when a named target is missing from it, or the call would be refused
+/// because of it, the API server is asked instead, so a just-created application or a
+/// just-discovered variable is never missed or refused.
+async fn select_targets(
+    state: &EndpointState,
+    namespace: &str,
+    webhook: &Webhook,
+    event: &ProviderEvent,
+    params: &TriggerParams,
+) -> Result<Vec<GitOpsApplication>, Response> {
+    let cached = cached_targets(state, namespace, webhook);
+    let targets: Vec<_> = cached.applications.into_iter().filter(|app| concerns(event, app)).collect();
+    let targets = match validate_all(webhook, &targets, params) {
         Ok(()) if cached.complete => targets,
         _ => {
-            let fresh = match read_targets(state, &namespace, webhook).await {
-                Ok(fresh) => fresh,
-                Err(response) => return response,
-            };
-            let fresh: Vec<_> = fresh.into_iter().filter(|app| concerns(&event, app)).collect();
-            if let Err(message) = validate_all(webhook, &fresh, &params) {
-                return reply::bad_request(message);
-            }
+            let fresh = read_targets(state, namespace, webhook).await?;
+            let fresh: Vec<_> = fresh.into_iter().filter(|app| concerns(event, app)).collect();
+            validate_all(webhook, &fresh, params).map_err(reply::bad_request)?;
             fresh
         }
     };
     if targets.is_empty() {
-        return reply::ignored(ignored_reason(&event));
+        return Err(reply::ignored(ignored_reason(event)));
     }
+    Ok(targets)
+}
 
-    let trigger_id = uuid::Uuid::new_v4().to_string();
-    let record = TriggerRecord {
-        id: trigger_id.clone(),
+fn trigger_record(webhook: &Webhook, params: &TriggerParams, now: jiff::Timestamp) -> TriggerRecord {
+    let provider = serde_json::to_value(webhook.spec.provider).ok().and_then(|v| v.as_str().map(str::to_owned));
+    TriggerRecord {
+        id: uuid::Uuid::new_v4().to_string(),
         sequence: 0,
         at: Time(now),
-        source: format!(
-            "Webhook/{} ({})",
-            webhook.name_any(),
-            serde_json::to_value(provider).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-        ),
+        source: format!("Webhook/{} ({})", webhook.name_any(), provider.unwrap_or_default()),
         variables: params.variables.clone(),
-        rollout_restart: restart_entries(&params),
+        rollout_restart: restart_entries(params),
         tag: params.tag.clone(),
         coalesced_ids: Vec::new(),
         coalesced_count: 0,
         override_window: params.override_window && webhook.spec.allow_window_override,
         next_window_start: None,
-    };
-    // Every target's write must succeed before the 202; a webhook with many targets writes
-    // them side by side.
-    let names: Vec<String> = targets.iter().map(ResourceExt::name_any).collect();
-    let writes = futures::stream::iter(names.clone())
+    }
+}
+
+/// Every target's write must succeed before the 202; a webhook with many targets writes them
+/// side by side. Returns each application's record sequence.
+async fn record_all(
+    state: &EndpointState,
+    namespace: &str,
+    targets: &[GitOpsApplication],
+    record: &TriggerRecord,
+) -> Result<BTreeMap<String, i64>, Response> {
+    let writes = futures::stream::iter(targets.iter().map(ResourceExt::name_any))
         .map(|name| {
-            let (writer, namespace, record) = (state.triggers.clone(), namespace.clone(), record.clone());
+            let (writer, namespace, record) = (state.triggers.clone(), namespace.to_owned(), record.clone());
             async move { writer.record(&namespace, &name, record).await.map(|sequence| (name, sequence)) }
         })
         .buffer_unordered(PARALLEL_WRITES)
         .collect::<Vec<_>>()
         .await;
-    let sequences = match writes.into_iter().collect::<Result<BTreeMap<String, i64>, _>>() {
-        Ok(sequences) => sequences,
-        Err(error) => return reply::unavailable(error.to_string()),
-    };
-    tracing::info!(webhook = %webhook.name_any(), %namespace, trigger = %trigger_id, applications = ?names, "trigger recorded");
-    received(state, &targets, &record);
-    reply::accepted(&trigger_id, &names, &sequences, deferred_until(state, &targets, &record, now))
+    writes.into_iter().collect::<Result<BTreeMap<String, i64>, _>>().map_err(|e| reply::unavailable(e.to_string()))
 }
 
 /// Tells outgoing webhooks (`trigger.received`) in the background: the trigger is already
