@@ -85,10 +85,10 @@ impl Helm {
     }
 }
 
-/// The operator's pods when `want` of them run on the real node, all Ready.
-async fn operator_pods(client: &Client, namespace: &str, want: usize) -> Option<Vec<Pod>> {
+/// The operator's pods once `want` of them run on the real node, all Ready.
+async fn operator_pods(client: &Client, namespace: &str, want: usize) -> Vec<Pod> {
     let selector = format!("app.kubernetes.io/instance={RELEASE}");
-    realnode::ready_pods(client, namespace, &selector, want).await
+    realnode::wait_ready_pods(client, namespace, &selector, want, WAIT).await
 }
 
 /// Calls the webhook through the chart's trigger Service (ClusterIP, through kube-proxy).
@@ -185,8 +185,7 @@ async fn helm_installed_image_deploys_to_a_real_node_and_a_webhook_call_restarts
     assert!(out.contains("STATUS: deployed"), "{out}");
 
     // The pod starts from the image, non-root, read-only root file system, and passes its probes.
-    let pods =
-        eventually("the operator pod Ready on the real node", WAIT, || operator_pods(&client, &ns.name, 1)).await;
+    let pods = operator_pods(&client, &ns.name, 1).await;
     let pod = &pods[0];
     let status = pod.status.as_ref().expect("pod status");
     let container = &status.container_statuses.as_ref().expect("container statuses")[0];
@@ -240,10 +239,7 @@ async fn helm_installed_image_deploys_to_a_real_node_and_a_webhook_call_restarts
     webhooks.create(&PostParams::default(), &webhook).await.expect("create webhook");
 
     wait_ready_at(&apps, &first).await;
-    let before = eventually("two web pods ready on the real node", WAIT, || {
-        realnode::ready_pods(&client, &ns.name, "app=web", 2)
-    })
-    .await;
+    let before = realnode::wait_ready_pods(&client, &ns.name, "app=web", 2, WAIT).await;
     assert_eq!(before.len(), 2);
     let ids_before = realnode::container_ids(&client, &ns.name, "app=web").await;
     assert_eq!(web_logs(&client, &ns.name).await, vec!["serving tag stable"; 2]);
@@ -284,7 +280,7 @@ async fn helm_installed_image_deploys_to_a_real_node_and_a_webhook_call_restarts
     let mut upgrade = vec!["upgrade", RELEASE, chart, "--reuse-values", "--set", "replicaCount=2"];
     upgrade.extend(placement);
     helm.run(&upgrade);
-    let two = eventually("two operator pods Ready", WAIT, || operator_pods(&client, &ns.name, 2)).await;
+    let two = operator_pods(&client, &ns.name, 2).await;
     let names: Vec<String> = two.iter().map(ResourceExt::name_any).collect();
     let holder = eventually("the Lease held by one of the two pods", WAIT, || async {
         let holder = leases.get("tugboat").await.ok()?.spec?.holder_identity?;

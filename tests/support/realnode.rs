@@ -76,6 +76,54 @@ pub async fn container_ids(client: &Client, namespace: &str, selector: &str) -> 
         .collect()
 }
 
+/// Waits for [`ready_pods`]; on timeout, fails with what stands in the way: each pod's phase
+/// and conditions, and the node's taints (a full disk shows as `disk-pressure`).
+///
+/// # Panics
+/// When the pods are not ready within `timeout`.
+pub async fn wait_ready_pods(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    want: usize,
+    timeout: std::time::Duration,
+) -> Vec<Pod> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(pods) = ready_pods(client, namespace, selector, want).await {
+            return pods;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "{want} pods {selector} not ready on {NODE} after {timeout:?}:\n{}",
+                describe(client, namespace, selector).await
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Each matching pod's phase and conditions, and the real node's taints.
+async fn describe(client: &Client, namespace: &str, selector: &str) -> String {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let mut out = String::new();
+    for pod in pods.list(&ListParams::default().labels(selector)).await.map(|l| l.items).unwrap_or_default() {
+        let status = pod.status.clone().unwrap_or_default();
+        let conditions: Vec<String> = status
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| format!("{}={} {}", c.type_, c.status, c.message.unwrap_or_default()))
+            .collect();
+        out.push_str(&format!("  pod {}: {:?} {conditions:?}\n", pod.name_any(), status.phase));
+    }
+    let nodes: Api<Node> = Api::all(client.clone());
+    let taints = nodes.get_opt(NODE).await.ok().flatten().and_then(|n| n.spec?.taints).unwrap_or_default();
+    let taints: Vec<String> = taints.into_iter().map(|t| format!("{}:{}", t.key, t.effect)).collect();
+    out.push_str(&format!("  node {NODE} taints: {taints:?}"));
+    out
+}
+
 /// The pods matching `selector` when every one runs on the real node with all containers
 /// ready, `want` of them; `None` otherwise.
 pub async fn ready_pods(client: &Client, namespace: &str, selector: &str, want: usize) -> Option<Vec<Pod>> {
