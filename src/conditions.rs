@@ -9,6 +9,10 @@ pub mod reasons {
     pub const SUCCEEDED: &str = "Succeeded";
     pub const PROGRESSING: &str = "Progressing";
     pub const DEPLOYING: &str = "Deploying";
+    /// Reconciling: `BeforeDeployment` or `AfterDeployment` hooks were asked and have not answered.
+    pub const AWAITING_GATES: &str = "AwaitingGates";
+    /// Reconciling: applied; the changed and restarted workloads are rolling out.
+    pub const ROLLING_OUT: &str = "RollingOut";
     pub const SUSPENDED: &str = "Suspended";
     pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
@@ -18,6 +22,8 @@ pub mod reasons {
     pub const HEALTHY: &str = "Healthy";
     pub const DEFERRED: &str = "OutsideChangeWindow";
     pub const IDLE: &str = "Idle";
+    /// A deployment record in status names no revision tugboat can read (edited by hand?).
+    pub const RECORD_UNREADABLE: &str = "RecordUnreadable";
     /// An outgoing webhook gate (BeforeDeployment/AfterDeployment) did not succeed.
     pub const GATE_FAILED: &str = "GateFailed";
 }

@@ -19,6 +19,7 @@ pub mod operator;
 pub mod outgoing;
 pub mod reference;
 pub mod render;
+pub mod shared_watch;
 pub mod source;
 pub mod trigger;
 pub mod window;

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::controller::{self, Context, Settings};
 use crate::endpoint::{self, DEFAULT_BODY_LIMIT, EndpointState, RateLimiter, SecretCache, TriggerWriter};
 use crate::leader::{self, ElectionConfig, Leadership};
+use crate::shared_watch::SharedWatch;
 use crate::source::{CacheOptions, GitCache};
 use crate::trigger::replay::ReplayGuard;
 
@@ -91,37 +92,15 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         }
     });
 
-    // Every replica: the Webhook cache and the trigger endpoint that looks paths up in it.
-    let (webhooks, webhook_watch) = controller::webhooks::cache(&client, options.settings.namespace.as_deref());
-    let mut cache_stop = stop_rx.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            () = webhook_watch => {},
-            _ = cache_stop.wait_for(|stop| *stop) => {},
-        }
-    });
-    let (applications, application_watch) = endpoint::application_cache(&client, options.settings.namespace.as_deref());
-    let mut cache_stop = stop_rx.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            () = application_watch => {},
-            _ = cache_stop.wait_for(|stop| *stop) => {},
-        }
-    });
-    // Every replica: the OutgoingWebhook cache (events are queued from the endpoint too).
+    // Every replica: one shared watch per kind. The trigger endpoint reads the stores, the
+    // leader's controllers subscribe to the same events (no kind is watched twice).
+    let watches = Watches::start(&client, options.settings.namespace.as_deref(), &stop_rx);
+    let (webhooks, applications) = (watches.webhooks.store.clone(), watches.applications.store.clone());
+    // Every replica: outgoing webhooks (events are queued from the endpoint too).
     let sender =
         crate::outgoing::send::Sender::new(crate::outgoing::egress::EgressPolicy::new(options.egress_allow.clone()))
             .map_err(StartError::HttpClient)?;
-    let (outgoing, hook_writer) = crate::outgoing::dispatch::Outgoing::new(client.clone(), sender);
-    let mut watch_stop = stop_rx.clone();
-    tokio::spawn(crate::outgoing::dispatch::watch(
-        client.clone(),
-        options.settings.namespace.clone(),
-        hook_writer,
-        async move {
-            let _ = watch_stop.wait_for(|stop| *stop).await;
-        },
-    ));
+    let outgoing = crate::outgoing::dispatch::Outgoing::new(client.clone(), sender, watches.hooks.store.clone());
     outgoing.wait_ready(std::time::Duration::from_secs(10)).await;
 
     let endpoint_ready = Arc::new(AtomicBool::new(false));
@@ -169,14 +148,8 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         None => (Leadership::always(), None),
     };
     let context = Arc::new(Context::new(client.clone(), config, git, options.settings.clone(), outgoing.clone()));
-    let controllers = tokio::spawn(run_controllers(
-        leadership.clone(),
-        context,
-        outgoing,
-        client,
-        options.settings.namespace.clone(),
-        stop_rx.clone(),
-    ));
+    let controllers =
+        tokio::spawn(run_controllers(leadership.clone(), context, outgoing, client, watches, stop_rx.clone()));
     ready.store(true, Ordering::SeqCst);
     tracing::info!("tugboat is running");
 
@@ -201,13 +174,45 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     Ok(())
 }
 
+/// The shared watches of tugboat's three kinds.
+struct Watches {
+    applications: SharedWatch<crate::api::GitOpsApplication>,
+    webhooks: SharedWatch<crate::api::Webhook>,
+    hooks: SharedWatch<crate::api::OutgoingWebhook>,
+}
+
+impl Watches {
+    fn start(client: &kube::Client, namespace: Option<&str>, stop: &watch::Receiver<bool>) -> Self {
+        fn api<K>(client: &kube::Client, namespace: Option<&str>) -> kube::Api<K>
+        where
+            K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+        {
+            match namespace {
+                Some(ns) => kube::Api::namespaced(client.clone(), ns),
+                None => kube::Api::all(client.clone()),
+            }
+        }
+        let stopped = || {
+            let mut stop = stop.clone();
+            async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            }
+        };
+        Self {
+            applications: SharedWatch::start(api(client, namespace), "GitOpsApplication", stopped()),
+            webhooks: SharedWatch::start(api(client, namespace), "Webhook", stopped()),
+            hooks: SharedWatch::start(api(client, namespace), "OutgoingWebhook", stopped()),
+        }
+    }
+}
+
 /// Waits for leadership (or shutdown), then runs the controllers and the dispatcher until shutdown.
 async fn run_controllers(
     mut leadership: Leadership,
     context: Arc<Context>,
     outgoing: Arc<crate::outgoing::dispatch::Outgoing>,
     client: kube::Client,
-    namespace: Option<String>,
+    watches: Watches,
     mut stop: watch::Receiver<bool>,
 ) {
     let leading = tokio::select! {
@@ -220,10 +225,9 @@ async fn run_controllers(
     let stopped = |mut stop: watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
-    let webhook_controller = controller::webhooks::controller(&client, namespace.as_deref());
-    let webhooks = controller::webhooks::run(webhook_controller, client, stopped(stop.clone()));
-    let dispatcher = outgoing.run(stopped(stop.clone()));
-    let applications = controller::run(context, stopped(stop));
+    let webhooks = controller::webhooks::run(&watches.webhooks, client, stopped(stop.clone()));
+    let dispatcher = outgoing.run(&watches.hooks, stopped(stop.clone()));
+    let applications = controller::run(context, &watches.applications, stopped(stop));
     futures::join!(webhooks, applications, dispatcher);
 }
 

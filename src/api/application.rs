@@ -351,6 +351,34 @@ pub struct DeploymentRecord {
     /// Workloads restarted, as `kind/name`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restarted: Vec<String>,
+    /// Where an unfinished deployment stands; absent once it finished. The phase is persisted,
+    /// so no reconcile waits: each one looks at what the phase waits for and requeues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<DeploymentPhase>,
+    /// What the phase waits for: the OutgoingWebhooks asked (gates) or the workloads rolling out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting: Vec<InventoryEntry>,
+    /// When waiting gives up: the rollout's `healthTimeout`, or for gates the time by which an
+    /// asked hook must show the delivery in its status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Time>,
+    /// The revision that was live when the deployment started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_revision: Option<String>,
+}
+
+/// The steps of a deployment that take time. A deployment found `Applying` at the start of a
+/// reconcile was interrupted (the operator stopped) and is applied again under its own id.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum DeploymentPhase {
+    /// `BeforeDeployment` hooks were asked; nothing is applied until every one succeeds.
+    AwaitingGates,
+    /// Fetching, rendering and applying.
+    Applying,
+    /// Applied; the changed and restarted workloads are rolling out.
+    RollingOut,
+    /// Rolled out; `AfterDeployment` hooks were asked.
+    AwaitingAfterGates,
 }
 
 /// How a deployment ended (or that it has not yet).

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use crate::conditions::reasons;
+use crate::deploy::health::Rollout;
 use crate::deploy::{DeployError, Outcome};
+use crate::outgoing::dispatch::GateAnswer;
 use crate::window::Windows;
 
 /// Retry delay for failures that may go away by themselves (network, API server).
@@ -80,15 +82,65 @@ pub fn freshness(fingerprint_unchanged: bool, asked: Asked, drift_check_due: boo
     }
 }
 
+/// Where a phase that waits stands, once what it waits for has been looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Still waiting; what for, in one sentence.
+    Waiting(String),
+    Done,
+    Failed(String),
+}
+
+/// A rollout from the state of each awaited workload: failed as soon as one failed, done when
+/// every one completed (or is paused), failed at the deadline with what it still waited for.
+pub fn rollout(states: &[(String, Rollout)], deadline_passed: bool, timeout: Duration) -> Progress {
+    let mut waiting = Vec::new();
+    for (workload, state) in states {
+        match state {
+            Rollout::Failed(why) => return Progress::Failed(format!("{workload}: {why}")),
+            Rollout::Progressing(why) => waiting.push(format!("{workload}: {why}")),
+            Rollout::Complete | Rollout::Paused => {}
+        }
+    }
+    match (waiting.is_empty(), deadline_passed) {
+        (true, _) => Progress::Done,
+        (false, true) => Progress::Failed(format!("health timeout after {timeout:?}: {}", waiting.join("; "))),
+        (false, false) => Progress::Waiting(waiting.join("; ")),
+    }
+}
+
+/// Gates from each asked hook's answer: refused as soon as one refused, passed when every one
+/// passed. A hook that never shows the delivery by the deadline counts as refused.
+pub fn gates(answers: &[(String, GateAnswer)], deadline_passed: bool) -> Progress {
+    let mut waiting = Vec::new();
+    for (hook, answer) in answers {
+        match answer {
+            GateAnswer::Refused(why) => return Progress::Failed(why.clone()),
+            GateAnswer::Passed => {}
+            GateAnswer::Pending(Some(progress)) => waiting.push(format!("{hook}: {progress}")),
+            GateAnswer::Pending(None) => waiting.push(hook.clone()),
+            GateAnswer::Unseen if deadline_passed => {
+                return Progress::Failed(format!("{hook} never showed the delivery in its status"));
+            }
+            GateAnswer::Unseen => waiting.push(hook.clone()),
+        }
+    }
+    if waiting.is_empty() { Progress::Done } else { Progress::Waiting(waiting.join("; ")) }
+}
+
 /// How a deployment ended, before it is reported.
-pub enum Carried {
+#[derive(Debug)]
+pub enum Ending {
     /// A BeforeDeployment gate refused: nothing was applied.
     GateRefused(String),
     /// Applying failed (nothing, or not everything, was applied).
-    Failed(DeployError),
-    /// Everything was applied. `after_gates` is the AfterDeployment gates' answer, asked only
-    /// once every changed workload rolled out.
-    Applied { outcome: Outcome, after_gates: Option<Result<(), String>> },
+    ApplyFailed(DeployError),
+    /// Applied, but a workload did not roll out.
+    Unhealthy(String),
+    /// Applied and rolled out, but an AfterDeployment gate refused.
+    AfterGateRefused(String),
+    /// Applied, rolled out, and every AfterDeployment gate passed.
+    Succeeded,
 }
 
 /// What a finished deployment sets: Ready (and Healthy when a rollout was judged), the
@@ -103,43 +155,40 @@ pub struct Conclusion {
     pub healthy: Option<(bool, &'static str, String)>,
 }
 
-/// The report of one deployment of `revision`.
-pub fn conclude(revision: &str, carried: &Carried, interval: Duration) -> Conclusion {
+/// The report of one deployment of `revision`; `summary` says what the apply did (see
+/// [`applied_summary`]), when it did.
+pub fn conclude(revision: &str, summary: Option<&str>, ending: &Ending, interval: Duration) -> Conclusion {
+    let summary = summary.map_or_else(|| format!("Applied revision {revision}"), str::to_owned);
     let failed = |reason, message, retry| Conclusion { ok: false, reason, message, retry, healthy: None };
-    match carried {
-        Carried::GateRefused(why) => {
+    match ending {
+        Ending::GateRefused(why) => {
             failed(reasons::GATE_FAILED, format!("revision {revision}: {why}; nothing was applied"), interval)
         }
-        Carried::Failed(error) => {
+        Ending::ApplyFailed(error) => {
             let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval };
             failed(error.reason(), format!("revision {revision}: {error}"), retry)
         }
-        Carried::Applied { outcome, after_gates } => {
-            let summary = applied_summary(revision, outcome);
-            match (&outcome.unhealthy, after_gates) {
-                (Some(why), _) => Conclusion {
-                    ok: false,
-                    reason: reasons::HEALTH_CHECK_FAILED,
-                    message: format!("{summary}, but {why}"),
-                    retry: interval,
-                    healthy: Some((false, reasons::HEALTH_CHECK_FAILED, why.clone())),
-                },
-                (None, Some(Err(why))) => Conclusion {
-                    ok: false,
-                    reason: reasons::GATE_FAILED,
-                    message: format!("{summary}, but {why}"),
-                    retry: interval,
-                    healthy: Some(rolled_out()),
-                },
-                (None, _) => Conclusion {
-                    ok: true,
-                    reason: reasons::SUCCEEDED,
-                    message: summary,
-                    retry: interval,
-                    healthy: Some(rolled_out()),
-                },
-            }
-        }
+        Ending::Unhealthy(why) => Conclusion {
+            ok: false,
+            reason: reasons::HEALTH_CHECK_FAILED,
+            message: format!("{summary}, but {why}"),
+            retry: interval,
+            healthy: Some((false, reasons::HEALTH_CHECK_FAILED, why.clone())),
+        },
+        Ending::AfterGateRefused(why) => Conclusion {
+            ok: false,
+            reason: reasons::GATE_FAILED,
+            message: format!("{summary}, but {why}"),
+            retry: interval,
+            healthy: Some(rolled_out()),
+        },
+        Ending::Succeeded => Conclusion {
+            ok: true,
+            reason: reasons::SUCCEEDED,
+            message: summary,
+            retry: interval,
+            healthy: Some(rolled_out()),
+        },
     }
 }
 
@@ -147,7 +196,8 @@ fn rolled_out() -> (bool, &'static str, String) {
     (true, reasons::HEALTHY, "Every changed workload rolled out".to_owned())
 }
 
-fn applied_summary(revision: &str, outcome: &Outcome) -> String {
+/// What an apply did, in one sentence: recorded when it happened, reported when it finishes.
+pub fn applied_summary(revision: &str, outcome: &Outcome) -> String {
     let mut summary = format!("Applied revision {revision}");
     if !outcome.pruned.is_empty() {
         summary.push_str(&format!("; pruned {}", outcome.pruned.join(", ")));
@@ -165,72 +215,136 @@ mod tests {
     const REV: &str = "main@sha1:abc";
     const INTERVAL: Duration = Duration::from_secs(60);
 
-    fn applied(unhealthy: Option<&str>, after_gates: Option<Result<(), String>>) -> Carried {
+    fn summary() -> String {
         let outcome = Outcome {
             pruned: vec!["ConfigMap/old".into()],
             paused: vec!["Deployment/held".into()],
-            unhealthy: unhealthy.map(str::to_owned),
             ..Outcome::default()
         };
-        Carried::Applied { outcome, after_gates }
+        applied_summary(REV, &outcome)
     }
 
     #[test]
     fn every_way_a_deployment_ends_has_its_reason_message_and_retry() {
-        let summary = "Applied revision main@sha1:abc; pruned ConfigMap/old; paused, so not restarted: Deployment/held";
-        // case, how it ended, Ready, reason, message, retry, Healthy
-        type Row = (&'static str, Carried, bool, &'static str, String, Duration, Option<bool>);
+        let summary = summary();
+        assert_eq!(
+            summary,
+            "Applied revision main@sha1:abc; pruned ConfigMap/old; paused, so not restarted: Deployment/held"
+        );
+        // case, how it ended, Ready, reason, message, Healthy
+        type Row = (&'static str, Ending, bool, &'static str, String, Option<bool>);
         let table: Vec<Row> = vec![
-            ("healthy, no gates", applied(None, None), true, reasons::SUCCEEDED, summary.into(), INTERVAL, Some(true)),
-            (
-                "healthy, gates passed",
-                applied(None, Some(Ok(()))),
-                true,
-                reasons::SUCCEEDED,
-                summary.into(),
-                INTERVAL,
-                Some(true),
-            ),
+            ("healthy, gates passed or none", Ending::Succeeded, true, reasons::SUCCEEDED, summary.clone(), Some(true)),
             (
                 "healthy, an AfterDeployment gate failed",
-                applied(None, Some(Err("gate g answered 500".into()))),
+                Ending::AfterGateRefused("gate g answered 500".into()),
                 false,
                 reasons::GATE_FAILED,
                 format!("{summary}, but gate g answered 500"),
-                INTERVAL,
                 Some(true),
             ),
             (
                 "unhealthy",
-                applied(Some("Deployment/web: timed out"), None),
+                Ending::Unhealthy("Deployment/web: timed out".into()),
                 false,
                 reasons::HEALTH_CHECK_FAILED,
                 format!("{summary}, but Deployment/web: timed out"),
-                INTERVAL,
                 Some(false),
             ),
             (
                 "a BeforeDeployment gate refused",
-                Carried::GateRefused("gate g answered 403".into()),
+                Ending::GateRefused("gate g answered 403".into()),
                 false,
                 reasons::GATE_FAILED,
                 "revision main@sha1:abc: gate g answered 403; nothing was applied".into(),
-                INTERVAL,
                 None,
             ),
         ];
-        for (case, carried, ok, reason, message, retry, healthy) in table {
-            let c = conclude(REV, &carried, INTERVAL);
+        for (case, ending, ok, reason, message, healthy) in table {
+            let c = conclude(REV, Some(&summary), &ending, INTERVAL);
             assert_eq!((c.ok, c.reason, c.message.as_str()), (ok, reason, message.as_str()), "{case}");
-            assert_eq!(c.retry, retry, "{case}");
+            assert_eq!(c.retry, INTERVAL, "{case}");
             assert_eq!(c.healthy.map(|(h, _, _)| h), healthy, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_rollout_fails_at_once_waits_while_progressing_and_fails_at_its_deadline() {
+        let timeout = Duration::from_secs(90);
+        let web = |state: Rollout| ("Deployment/web".to_owned(), state);
+        let db = |state: Rollout| ("StatefulSet/db".to_owned(), state);
+        let progressing = || Rollout::Progressing("1 of 2 updated replicas available".into());
+        // case, states, deadline passed, progress
+        let table: Vec<(&str, Vec<(String, Rollout)>, bool, Progress)> = vec![
+            ("nothing to wait for", vec![], false, Progress::Done),
+            ("all complete or paused", vec![web(Rollout::Complete), db(Rollout::Paused)], false, Progress::Done),
+            (
+                "one progressing",
+                vec![web(progressing()), db(Rollout::Complete)],
+                false,
+                Progress::Waiting("Deployment/web: 1 of 2 updated replicas available".into()),
+            ),
+            (
+                "one failed while another progresses",
+                vec![web(progressing()), db(Rollout::Failed("progress deadline exceeded".into()))],
+                false,
+                Progress::Failed("StatefulSet/db: progress deadline exceeded".into()),
+            ),
+            (
+                "still progressing at the deadline",
+                vec![web(progressing())],
+                true,
+                Progress::Failed("health timeout after 90s: Deployment/web: 1 of 2 updated replicas available".into()),
+            ),
+            ("complete at the deadline", vec![web(Rollout::Complete)], true, Progress::Done),
+        ];
+        for (case, states, deadline_passed, want) in table {
+            assert_eq!(rollout(&states, deadline_passed, timeout), want, "{case}");
+        }
+    }
+
+    #[test]
+    fn gates_pass_only_when_every_hook_passed_and_a_refusal_ends_them_at_once() {
+        let a = |answer: GateAnswer| ("OutgoingWebhook/a".to_owned(), answer);
+        let b = |answer: GateAnswer| ("OutgoingWebhook/b".to_owned(), answer);
+        let refused = || GateAnswer::Refused("OutgoingWebhook/b terminal: state TERMINAL".into());
+        let table: Vec<(&str, Vec<(String, GateAnswer)>, bool, Progress)> = vec![
+            ("all passed", vec![a(GateAnswer::Passed), b(GateAnswer::Passed)], false, Progress::Done),
+            (
+                "one refused while another waits",
+                vec![a(GateAnswer::Pending(None)), b(refused())],
+                false,
+                Progress::Failed("OutgoingWebhook/b terminal: state TERMINAL".into()),
+            ),
+            (
+                "one waiting with progress",
+                vec![a(GateAnswer::Passed), b(GateAnswer::Pending(Some("40%".into())))],
+                false,
+                Progress::Waiting("OutgoingWebhook/b: 40%".into()),
+            ),
+            ("not seen yet", vec![a(GateAnswer::Unseen)], false, Progress::Waiting("OutgoingWebhook/a".into())),
+            (
+                "never seen by the deadline",
+                vec![a(GateAnswer::Unseen)],
+                true,
+                Progress::Failed("OutgoingWebhook/a never showed the delivery in its status".into()),
+            ),
+            (
+                "pending past the deadline still waits",
+                vec![a(GateAnswer::Pending(None))],
+                true,
+                Progress::Waiting("OutgoingWebhook/a".into()),
+            ),
+        ];
+        for (case, answers, deadline_passed, want) in table {
+            assert_eq!(gates(&answers, deadline_passed), want, "{case}");
         }
     }
 
     #[test]
     fn a_failed_apply_is_retried_soon_only_when_the_failure_may_pass_by_itself() {
         let transient = DeployError::Transport(kube::Error::Service("connection reset".into()));
-        let c = conclude(REV, &Carried::Failed(transient), INTERVAL);
+        let c = conclude(REV, None, &Ending::ApplyFailed(transient), INTERVAL);
         assert_eq!((c.ok, c.reason, c.retry), (false, "ApiServerUnreachable", TRANSIENT_RETRY));
         assert!(c.message.starts_with("revision main@sha1:abc: "), "{}", c.message);
         let refused = DeployError::Invalid {
@@ -238,7 +352,7 @@ mod tests {
             object: "Deployment/web".into(),
             message: "spec.replicas: must be an integer".into(),
         };
-        let c = conclude(REV, &Carried::Failed(refused), INTERVAL);
+        let c = conclude(REV, None, &Ending::ApplyFailed(refused), INTERVAL);
         assert_eq!((c.ok, c.reason, c.retry), (false, "ValidationFailed", INTERVAL), "waits for a new commit or spec");
         assert!(c.healthy.is_none(), "no workload was judged");
     }

@@ -1,10 +1,13 @@
 //! The GitOpsApplication controller: watches applications and runs the deployment pipeline for each.
 
+mod build;
 mod claim;
 mod credentials;
 mod decide;
+mod deployment;
 mod error;
 mod events;
+mod inputs;
 mod notify;
 mod pipeline;
 mod status;
@@ -14,9 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use kube::core::{NamespaceResourceScope, PartialObjectMeta};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::utils::WatchStreamExt;
 use kube::runtime::watcher;
 use kube::runtime::{predicates, utils::PredicateConfig};
@@ -25,7 +30,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 pub use error::Error;
 
 use crate::api::GitOpsApplication;
-use crate::deploy::Deployer;
+use crate::deploy::{Deployer, plan};
+use crate::shared_watch::SharedWatch;
 use crate::source::GitCache;
 
 /// Finalizer that lets tugboat delete what an application created (with `prune: true`).
@@ -37,8 +43,9 @@ pub use crate::trigger::record::RECONCILE_REQUESTED_ANNOTATION;
 pub struct Settings {
     /// Allow `file://` repository URLs.
     pub allow_file_sources: bool,
-    /// Applications fetched, rendered and applied at once; up to [`WAITING_PER_SLOT`] times as
-    /// many more may be waiting for their rollouts meanwhile.
+    /// Applications reconciled at once. No reconcile waits for a rollout or a gate (those are
+    /// persisted phases, looked at again when woken), so this bounds fetching, rendering and
+    /// applying.
     pub concurrency: u16,
     /// Wait this long for more changes before reconciling.
     pub debounce: Duration,
@@ -48,9 +55,6 @@ pub struct Settings {
     pub default_windows: Vec<crate::api::ChangeWindow>,
 }
 
-/// Reconciles that may wait for rollouts per slot of `--concurrency`.
-pub const WAITING_PER_SLOT: u16 = 8;
-
 /// Shared state of every reconcile.
 pub struct Context {
     pub client: Client,
@@ -58,12 +62,11 @@ pub struct Context {
     pub deployer: Deployer,
     pub recorder: Recorder,
     pub settings: Settings,
-    /// Reconciles doing work (fetch, render, dry run, apply) at once: `--concurrency`. A
-    /// deployment gives its slot back while it waits for its rollout, so a hundred applications
-    /// rolling out at once do not queue behind each other's rollouts.
-    pub work_slots: Arc<tokio::sync::Semaphore>,
     /// Outgoing webhooks: events and deployment gates.
     pub outgoing: Arc<crate::outgoing::dispatch::Outgoing>,
+    /// Deployments this process has started or taken up; one it meets for the first time was
+    /// left by another process (a restart, a new leader) and is announced as resumed.
+    known_deployments: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Context {
@@ -80,10 +83,20 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             git,
-            work_slots: Arc::new(tokio::sync::Semaphore::new(usize::from(settings.concurrency.max(1)))),
             settings,
             outgoing,
+            known_deployments: Default::default(),
         }
+    }
+
+    /// Notes a deployment as carried on by this process; `true` the first time.
+    fn remember(&self, id: &str) -> bool {
+        self.known_deployments.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned())
+    }
+
+    /// A finished deployment is no longer tracked.
+    fn forget(&self, id: &str) {
+        self.known_deployments.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
 }
 
@@ -100,24 +113,34 @@ fn reconcile_key(app: &GitOpsApplication) -> Option<u64> {
 }
 
 /// Runs the controller until `shutdown` resolves, finishing in-flight reconciles.
-pub async fn run(context: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let api: Api<GitOpsApplication> = match &context.settings.namespace {
-        Some(ns) => Api::namespaced(context.client.clone(), ns),
-        None => Api::all(context.client.clone()),
-    };
-    let (reader, writer) = reflector::store();
+///
+/// Reconciles come from the shared application watch (`applications`, filtered to what is
+/// worth a reconcile), from the workloads tugboat applied (their rollouts), and from the
+/// outgoing dispatcher when a gate hook recorded a step.
+pub async fn run(
+    context: Arc<Context>,
+    applications: &SharedWatch<GitOpsApplication>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let reader = applications.store.clone();
     crate::metrics::global().watch_applications(reader.clone());
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(reconcile_key, PredicateConfig::default());
-    // The work itself is bounded by `work_slots`; these reconciles also include those that
-    // only wait for a rollout, which costs a watch and no CPU.
-    let reconciles = context.settings.concurrency.saturating_mul(WAITING_PER_SLOT);
-    let config = controller::Config::default().debounce(context.settings.debounce).concurrency(reconciles);
-    Controller::for_stream(stream, reader)
+    let changes = applications
+        .subscribe()
+        .map(|app| Ok::<_, watcher::Error>(GitOpsApplication::clone(&app)))
+        .predicate_filter(reconcile_key, PredicateConfig::default())
+        .filter_map(|app| std::future::ready(app.ok().map(Arc::new)));
+    let config =
+        controller::Config::default().debounce(context.settings.debounce).concurrency(context.settings.concurrency);
+    let namespace = context.settings.namespace.clone();
+    let gate_moves = context.outgoing.gate_moves();
+    let client = context.client.clone();
+    Controller::for_shared_stream(changes, reader)
         .with_config(config)
+        .watches_stream(rollouts::<Deployment>(&client, namespace.as_deref()), owner_of)
+        .watches_stream(rollouts::<StatefulSet>(&client, namespace.as_deref()), owner_of)
+        .watches_stream(rollouts::<DaemonSet>(&client, namespace.as_deref()), owner_of)
+        .reconcile_on(gate_moves)
+        .reconcile_all_on(applications.listed())
         .graceful_shutdown_on(shutdown)
         .run(pipeline::reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -127,6 +150,32 @@ pub async fn run(context: Arc<Context>, shutdown: impl std::future::Future<Outpu
             }
         })
         .await;
+}
+
+/// Changes to the workloads tugboat applied (metadata only: a rollout's progress changes the
+/// resourceVersion, and the reconcile reads the workload itself).
+fn rollouts<K>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource<Scope = NamespaceResourceScope>,
+{
+    let api: Api<PartialObjectMeta<K>> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let selector = format!("{}={}", plan::MANAGED_BY_LABEL, plan::MANAGED_BY);
+    watcher(api, watcher::Config::default().labels(&selector)).default_backoff().touched_objects()
+}
+
+/// The application a workload belongs to, by the labels tugboat applied to it.
+fn owner_of<K: Resource>(workload: PartialObjectMeta<K>) -> Option<ObjectRef<GitOpsApplication>> {
+    let labels = workload.labels();
+    let name = labels.get(plan::APPLICATION_LABEL)?;
+    let namespace = labels.get(plan::APPLICATION_NAMESPACE_LABEL)?;
+    Some(ObjectRef::new(name).within(namespace))
 }
 
 /// Unexpected errors (the API server going away, a conflict) retry with a short backoff;

@@ -54,20 +54,23 @@ pub fn deployment(
     data
 }
 
-/// `deployment.started`, then the `BeforeDeployment` gates. `Err` says which hook failed and why.
-pub async fn started(context: &Context, app: &GitOpsApplication, mut data: EventData) -> Result<(), String> {
+/// `deployment.started`.
+pub async fn started(context: &Context, app: &GitOpsApplication, mut data: EventData) {
     data.status = Some("started".into());
     let occurrence = data.deploy_id.clone().unwrap_or_default();
-    context.outgoing.emit(app, data.clone(), &occurrence).await;
-    context.outgoing.gate(app, HookGate::BeforeDeployment, data, &occurrence).await
+    context.outgoing.emit(app, data, &occurrence).await;
 }
 
-/// The `AfterDeployment` gates of a healthy deployment. `Err` says which hook failed and why.
-pub async fn after_gates(context: &Context, app: &GitOpsApplication, mut data: EventData) -> Result<(), String> {
-    data.event = EventType::DeploymentFinished;
-    data.status = Some("succeeded".into());
-    let occurrence = data.deploy_id.clone().unwrap_or_default();
-    context.outgoing.gate(app, HookGate::AfterDeployment, data, &occurrence).await
+/// What a gate is asked about: the deployment about to be applied (`deployment.started`), or
+/// for `AfterDeployment` the deployment that rolled out (`deployment.finished`, succeeded).
+pub fn gate_event(mut data: EventData, gate: HookGate) -> EventData {
+    if gate == HookGate::AfterDeployment {
+        data.event = EventType::DeploymentFinished;
+        data.status = Some("succeeded".into());
+    } else {
+        data.status = Some("started".into());
+    }
+    data
 }
 
 /// `deployment.finished` with `succeeded` or `failed`.

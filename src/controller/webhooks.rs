@@ -8,56 +8,25 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::utils::WatchStreamExt;
-use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use super::Error;
 use crate::api::{Webhook, WebhookStatus};
 use crate::conditions::{self, READY};
+use crate::shared_watch::SharedWatch;
 
 /// Prefix of every trigger path (Portainer-compatible).
 pub const PATH_PREFIX: &str = "/api/stacks/webhooks/";
 
-fn api(client: &Client, namespace: Option<&str>) -> Api<Webhook> {
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
-/// The cache the trigger endpoint looks paths up in, and the watch that fills it.
-///
-/// Kept apart from the controller on purpose: every replica serves the endpoint and so keeps
-/// this watch running, while only the leader runs the controller that writes Webhook status.
-pub fn cache(
-    client: &Client,
-    namespace: Option<&str>,
-) -> (Store<Webhook>, impl std::future::Future<Output = ()> + Send + 'static) {
-    let (store, writer) = reflector::store();
-    let watch = watcher(api(client, namespace), watcher::Config::default()).default_backoff().reflect(writer).for_each(
-        |event| async move {
-            if let Err(error) = event {
-                tracing::warn!(%error, "watching Webhooks failed; retrying");
-            }
-        },
-    );
-    (store, watch)
-}
-
-/// Builds the controller that assigns paths and reports readiness (run by the leader only).
-pub fn controller(client: &Client, namespace: Option<&str>) -> Controller<Webhook> {
-    Controller::new(api(client, namespace), watcher::Config::default())
-}
-
-/// Runs the Webhook controller until `shutdown` resolves.
+/// Runs the controller that assigns paths and reports readiness (the leader only) until
+/// `shutdown` resolves, on the shared Webhook watch the trigger endpoint reads too.
 pub async fn run(
-    controller: Controller<Webhook>,
+    webhooks: &SharedWatch<Webhook>,
     client: Client,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    controller
+    Controller::for_shared_stream(webhooks.subscribe(), webhooks.store.clone())
+        .reconcile_all_on(webhooks.listed())
         .graceful_shutdown_on(shutdown)
         .run(
             reconcile,

@@ -5,11 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::{self, Scope};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config};
 use serde_json::Value;
 
@@ -40,10 +38,6 @@ pub struct DeployRequest<'a> {
     pub previous_inventory: &'a [InventoryEntry],
     pub prune: bool,
     pub restart: RestartSelection,
-    pub health_timeout: Duration,
-    /// The reconcile's work slot, given back once everything is applied and only the rollout
-    /// is awaited.
-    pub work_slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// What a deployment did.
@@ -57,8 +51,9 @@ pub struct Outcome {
     pub restarted: Vec<String>,
     /// Deployments that were asked to restart but are paused.
     pub paused: Vec<String>,
-    /// `None` when every changed or restarted workload rolled out; otherwise why not.
-    pub unhealthy: Option<String>,
+    /// The workloads whose rollout is to be awaited: those whose template changed or that
+    /// were restarted.
+    pub rolling_out: Vec<InventoryEntry>,
 }
 
 struct Resolved {
@@ -108,7 +103,8 @@ impl Deployer {
         }
     }
 
-    /// Dry-runs the whole set, then applies it, restarts, prunes and waits for health.
+    /// Dry-runs the whole set, then applies it, restarts and prunes. Never waits for a
+    /// rollout: [`Outcome::rolling_out`] names what to look at later ([`Deployer::rollouts`]).
     ///
     /// # Errors
     /// Any object refused by the dry run fails the deployment before anything is applied.
@@ -154,7 +150,7 @@ impl Deployer {
         outcome.inventory.sort();
 
         // 4. Restarts of the selected workloads; changed workloads roll out by themselves.
-        let watch = restart_and_select(&client, &request.restart, &resolved, &live, &before, &mut outcome).await?;
+        restart_and_select(&client, &request.restart, &resolved, &live, &before, &mut outcome).await?;
 
         // 5. Prune what left Git, if it is provably ours.
         if request.prune {
@@ -165,11 +161,36 @@ impl Deployer {
                 }
             }
         }
-
-        // 6. Health of what changed or restarted, without holding a work slot.
-        drop(request.work_slot);
-        outcome.unhealthy = wait_healthy(&client, &watch, request.health_timeout).await;
         Ok(outcome)
+    }
+
+    /// Where each workload's rollout stands, read now (as the account that applied it).
+    /// A workload that is gone counts as failed.
+    pub async fn rollouts(
+        &self,
+        owner: &Owner,
+        service_account: Option<&str>,
+        workloads: &[InventoryEntry],
+    ) -> Result<Vec<(String, Rollout)>, DeployError> {
+        let client = self.client_for(&owner.namespace, service_account)?;
+        let mut states = Vec::with_capacity(workloads.len());
+        for entry in workloads {
+            states.push((format!("{}/{}", entry.kind, entry.name), self.rollout_of(&client, entry).await?));
+        }
+        Ok(states)
+    }
+
+    async fn rollout_of(&self, client: &Client, entry: &InventoryEntry) -> Result<Rollout, DeployError> {
+        let (group, version) = entry.api_version.split_once('/').unwrap_or(("", entry.api_version.as_str()));
+        let gvk = GroupVersionKind::gvk(group, version, &entry.kind);
+        let Some((resource, _)) = self.resolve_kind(&gvk).await.map_err(DeployError::Transport)? else {
+            return Ok(Rollout::Failed("its kind is no longer served".into()));
+        };
+        let api = dynamic_api(client, &resource, entry.namespace.as_deref());
+        Ok(match api.get_opt(&entry.name).await.map_err(DeployError::Transport)? {
+            Some(live) => health::rollout(&entry.kind, &serde_json::to_value(&live).unwrap_or_default()),
+            None => Rollout::Failed("it disappeared during the rollout".into()),
+        })
     }
 
     async fn resolve_all(
@@ -307,9 +328,9 @@ impl Deployer {
     }
 }
 
-/// Restarts the selected workloads (a paused Deployment is noted, not restarted) and returns
-/// the workloads whose rollout is to be awaited: those whose template changed or that were
-/// restarted.
+/// Restarts the selected workloads (a paused Deployment is noted, not restarted) and notes
+/// in `outcome` the workloads whose rollout is to be awaited: those whose template changed or
+/// that were restarted.
 async fn restart_and_select(
     client: &Client,
     restart: &RestartSelection,
@@ -317,15 +338,14 @@ async fn restart_and_select(
     live: &HashMap<ObjectKey, Value>,
     before: &HashMap<String, Option<i64>>,
     outcome: &mut Outcome,
-) -> Result<Vec<Watched>, DeployError> {
+) -> Result<(), DeployError> {
     let now = jiff::Timestamp::now().to_string();
-    let mut watch: Vec<Watched> = Vec::new();
     for item in resolved {
         let (group, kind, name) = (&item.object.gvk.group, &item.object.gvk.kind, &item.object.name);
         if !health::is_workload(group, kind) {
             continue;
         }
-        let Some(resource) = item.resource.clone() else { continue };
+        let Some(resource) = &item.resource else { continue };
         let label = item.object.display();
         let key = ObjectKey::of(item);
         let generation_after = live.get(&key).and_then(|v| v["metadata"]["generation"].as_i64());
@@ -335,7 +355,7 @@ async fn restart_and_select(
             if is_paused_deployment(live, &key) {
                 outcome.paused.push(label.clone());
             } else {
-                let api = dynamic_api(client, &resource, item.namespace.as_deref());
+                let api = dynamic_api(client, resource, item.namespace.as_deref());
                 let params = PatchParams { field_manager: Some(RESTART_FIELD_MANAGER.into()), ..Default::default() };
                 api.patch(name, &params, &Patch::Merge(restart::patch(&now)))
                     .await
@@ -348,15 +368,10 @@ async fn restart_and_select(
             outcome.changed.push(label.clone());
         }
         if changed || restarted {
-            watch.push(Watched {
-                resource,
-                namespace: item.namespace.clone(),
-                kind: kind.to_owned(),
-                name: name.to_owned(),
-            });
+            outcome.rolling_out.push(inventory_entry(item));
         }
     }
-    Ok(watch)
+    Ok(())
 }
 
 fn dynamic_api(client: &Client, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
@@ -407,9 +422,6 @@ const DISCOVERY_LAG: Duration = Duration::from_secs(10);
 /// How long a CRD of the set may take to be Established before the deployment fails.
 const CRD_ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How often a watched rollout is also read directly.
-const HEALTH_REREAD: Duration = Duration::from_secs(2);
-
 /// An object's identity in the cluster. A name alone repeats across namespaces and kinds.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct ObjectKey {
@@ -435,86 +447,6 @@ fn is_paused_deployment(live: &HashMap<ObjectKey, Value>, key: &ObjectKey) -> bo
     key.group == "apps"
         && key.kind == "Deployment"
         && live.get(key).is_some_and(|applied| applied["spec"]["paused"].as_bool() == Some(true))
-}
-
-/// A workload whose rollout is awaited.
-struct Watched {
-    resource: ApiResource,
-    namespace: Option<String>,
-    kind: String,
-    name: String,
-}
-
-/// Watches the workloads (as `kubectl rollout status` does, so a rollout is seen the moment it
-/// completes) until all rolled out, or returns why not when `timeout` passes.
-async fn wait_healthy(client: &Client, workloads: &[Watched], timeout: Duration) -> Option<String> {
-    let progress: Mutex<String> = Mutex::default();
-    let mut rollouts: FuturesUnordered<_> = workloads.iter().map(|w| rolled_out(client, w, &progress)).collect();
-    let all = async {
-        while let Some(outcome) = rollouts.next().await {
-            if let Err(why) = outcome {
-                return Some(why);
-            }
-        }
-        None
-    };
-    match tokio::time::timeout(timeout, all).await {
-        Ok(outcome) => outcome,
-        Err(_) => {
-            let last = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            Some(format!("health timeout after {timeout:?}: {last}"))
-        }
-    }
-}
-
-/// Follows one workload until its rollout completes (or is paused); `Err` when it fails or
-/// the object disappears. Notes the latest progress message in `progress`.
-async fn rolled_out(client: &Client, workload: &Watched, progress: &Mutex<String>) -> Result<(), String> {
-    let Watched { resource, namespace, kind, name } = workload;
-    let api = dynamic_api(client, resource, namespace.as_deref());
-    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut events = std::pin::pin!(watcher(api.clone(), config).default_backoff());
-    let note = |message: String| *progress.lock().unwrap_or_else(|e| e.into_inner()) = message;
-    // Decides on one observed state: `Some` once the rollout is over either way.
-    let judge = |object: &DynamicObject| {
-        let value = serde_json::to_value(object).unwrap_or_default();
-        match health::rollout(kind, &value) {
-            Rollout::Complete | Rollout::Paused => Some(Ok(())),
-            Rollout::Failed(why) => Some(Err(format!("{kind}/{name}: {why}"))),
-            Rollout::Progressing(why) => {
-                note(format!("{kind}/{name}: {why}"));
-                None
-            }
-        }
-    };
-    // The watch sees each change at once; a slow re-read is a safety net should a watch
-    // stall without an error (a rollout must never wait out the whole health timeout).
-    let mut reread = tokio::time::interval(HEALTH_REREAD);
-    reread.tick().await;
-    loop {
-        tokio::select! {
-            event = events.next() => match event {
-                Some(Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object))) => {
-                    if let Some(outcome) = judge(&object) {
-                        return outcome;
-                    }
-                }
-                Some(Ok(watcher::Event::Delete(_))) => return Err(format!("{kind}/{name} disappeared during the rollout")),
-                Some(Ok(watcher::Event::Init | watcher::Event::InitDone)) => {}
-                Some(Err(error)) => note(format!("{kind}/{name}: {error}")),
-                None => return Err(format!("{kind}/{name}: the watch ended")),
-            },
-            _ = reread.tick() => match api.get_opt(name).await {
-                Ok(Some(object)) => {
-                    if let Some(outcome) = judge(&object) {
-                        return outcome;
-                    }
-                }
-                Ok(None) => return Err(format!("{kind}/{name} disappeared during the rollout")),
-                Err(error) => note(format!("{kind}/{name}: {error}")),
-            },
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
 //! The trigger endpoint: `POST /api/stacks/webhooks/{uuid}` (and `/hooks/{uuid}`) records a trigger on the target applications.
 
-mod cache;
 mod delivery;
 mod handler;
 mod rate_limit;
@@ -18,7 +17,6 @@ use kube::Client;
 use kube::runtime::reflector::Store;
 
 use crate::api::{GitOpsApplication, Webhook};
-pub use cache::applications as application_cache;
 pub use rate_limit::RateLimiter;
 pub use record::TriggerWriter;
 pub use secrets::SecretCache;

@@ -1,26 +1,31 @@
-//! The dispatcher: queues events durably on the hooks that want them, delivers them in the
-//! background (retries and waits survive restarts), runs deployment gates, and keeps each
-//! hook's status (Ready, the last 20 deliveries, what is pending).
+//! The dispatcher: queues events durably on the hooks that want them, delivers them as a
+//! kube-runtime controller on OutgoingWebhook (retries and waits survive restarts), asks
+//! deployment gates, and keeps each hook's status (Ready, the last 20 deliveries, what is
+//! pending).
 //!
 //! Durability: an event becomes a `status.pending` entry of each hook that wants it, under a
 //! delivery id derived from the hook, the application, the event and the occurrence, so the
 //! same occurrence emitted twice (a re-run reconcile, a restart) is queued once. Each attempt
 //! is counted in status *before* it is sent; a restarted operator therefore continues with
 //! the next attempt under the same `webhook-id` and never sends a second first attempt.
+//!
+//! Gates are deliveries like any other: a deployment asks ([`Outgoing::ask`]), the controller
+//! here sends, and the deployment reads the hook's answer ([`Outgoing::answers`]) when woken
+//! ([`Outgoing::gate_moves`]) or on its own requeue. Nothing waits on a receiver but the
+//! attempt itself.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::utils::WatchStreamExt;
-use kube::runtime::watcher;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
-use tokio::sync::Notify;
 
 use super::deliver::{self, Step, results};
 use super::event;
@@ -28,10 +33,11 @@ use super::hook;
 use super::send::Sender;
 use crate::FIELD_MANAGER;
 use crate::api::{
-    DeliveryRecord, DeliverySummary, EventData, GitOpsApplication, HookGate, OutgoingWebhook, OutgoingWebhookStatus,
-    PendingDelivery,
+    DeliveryRecord, DeliverySummary, EventData, EventType, GitOpsApplication, HookGate, InventoryEntry,
+    OutgoingWebhook, OutgoingWebhookStatus, PendingDelivery,
 };
 use crate::conditions::{self, READY};
+use crate::shared_watch::SharedWatch;
 
 /// Deliveries kept in `status.deliveries`.
 pub const KEEP_DELIVERIES: usize = 20;
@@ -42,6 +48,8 @@ pub const MAX_PENDING: usize = 100;
 const CLAIM: Duration = Duration::from_secs(15);
 /// Default key of the signing secret.
 pub const DEFAULT_SECRET_KEY: &str = "secret";
+/// A hook with nothing pending is looked at again after this (its spec check, a missed event).
+const IDLE_RESYNC: Duration = Duration::from_secs(300);
 
 /// Condition reasons of OutgoingWebhooks.
 pub mod reasons {
@@ -52,27 +60,34 @@ pub mod reasons {
     pub const CONFIGURATION_ERROR: &str = "ConfigurationError";
 }
 
+/// What a gate hook's status says about one deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateAnswer {
+    /// Being delivered (retrying or waiting for completion); the progress it reported.
+    Pending(Option<String>),
+    Passed,
+    /// Failed, canceled, terminal, timed out, or the hook is gone: why, naming the hook.
+    Refused(String),
+    /// Not in the hook's status (yet, or any more).
+    Unseen,
+}
+
 /// The outgoing-webhook service shared by the controllers and the trigger endpoint.
 pub struct Outgoing {
     client: Client,
     hooks: Store<OutgoingWebhook>,
     sender: Sender,
-    wake: Notify,
-    /// Serialises status writes per hook (`namespace/name`).
+    /// Serialises status writes per hook (`namespace/name`): events are queued by the
+    /// endpoint and the application controller while the hook controller records attempts.
     locks: crate::keyed_lock::KeyedLocks<String>,
-    /// Deliveries being worked on by this process.
-    in_flight: Mutex<HashSet<String>>,
+    /// Where to say that a gate hook recorded a step for an application (see [`Outgoing::gate_moves`]).
+    gate_moves: Mutex<Option<mpsc::UnboundedSender<ObjectRef<GitOpsApplication>>>>,
 }
 
-/// The reflector half the operator must run (see [`watch`]).
-pub type HookWriter = reflector::store::Writer<OutgoingWebhook>;
-
 impl Outgoing {
-    pub fn new(client: Client, sender: Sender) -> (Arc<Self>, HookWriter) {
-        let (hooks, writer) = reflector::store();
-        let service =
-            Self { client, hooks, sender, wake: Notify::new(), locks: Default::default(), in_flight: Mutex::default() };
-        (Arc::new(service), writer)
+    /// The service over the hooks in `hooks` (a shared watch, see [`crate::shared_watch`]).
+    pub fn new(client: Client, sender: Sender, hooks: Store<OutgoingWebhook>) -> Arc<Self> {
+        Arc::new(Self { client, hooks, sender, locks: Default::default(), gate_moves: Mutex::default() })
     }
 
     /// Waits until the hook cache has synced (at most `timeout`), so early events are not lost.
@@ -80,148 +95,148 @@ impl Outgoing {
         let _ = tokio::time::timeout(timeout, self.hooks.wait_until_ready()).await;
     }
 
+    /// Applications whose gate hooks just recorded a step: the application controller
+    /// reconciles them to read the answer. One subscriber (the latest) at a time.
+    pub fn gate_moves(&self) -> mpsc::UnboundedReceiver<ObjectRef<GitOpsApplication>> {
+        let (sender, receiver) = mpsc::unbounded();
+        *self.gate_moves.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
+        receiver
+    }
+
     /// Queues `data` on every hook that wants it from `app`; `occurrence` names this occurrence
     /// (a deployment id, a trigger id, ...). Failures are logged: an event never fails a deployment.
     pub async fn emit(&self, app: &GitOpsApplication, data: EventData, occurrence: &str) {
-        let app_uid = app.uid().unwrap_or_default();
         for hook in self.hooks.state() {
-            if !hook::wants(&hook, app, &data) {
-                continue;
-            }
-            let id = event::delivery_id(&hook.uid().unwrap_or_default(), &app_uid, data.event, occurrence);
-            let pending = PendingDelivery {
-                id: id.clone(),
-                attempt: 0,
-                next_at: Time(jiff::Timestamp::now()),
-                status_url: None,
-                wait_until: None,
-                progress: None,
-                data: data.clone(),
-            };
-            let queued = self
-                .update(&hook, |status| {
-                    if status.pending.iter().any(|p| p.id == id) || status.deliveries.iter().any(|d| d.id == id) {
-                        return false;
-                    }
-                    status.pending.push(pending.clone());
-                    let excess = status.pending.len().saturating_sub(MAX_PENDING);
-                    for dropped in status.pending.drain(..excess) {
-                        tracing::warn!(hook = %hook.name_any(), id = %dropped.id, "too many pending deliveries: dropped the oldest");
-                    }
-                    true
-                })
-                .await;
-            match queued {
-                Ok(_) => tracing::debug!(hook = %hook.name_any(), %id, event = event::name(data.event), "event queued"),
-                Err(error) => tracing::warn!(hook = %hook.name_any(), %error, "cannot queue an event"),
+            if hook::wants(&hook, app, &data) {
+                self.queue(&hook, app, data.clone(), occurrence).await;
             }
         }
-        self.wake.notify_one();
     }
 
-    /// Runs the `gate` hooks selecting `app`, one after the other, each to its end (retries and
-    /// waiting included). `Err` names the first hook that did not succeed and why.
-    /// Does any hook gate this application at `gate`? (A reconcile waits for gates without
-    /// its work slot.)
-    pub fn has_gate(&self, app: &GitOpsApplication, gate: HookGate) -> bool {
-        self.hooks.state().iter().any(|h| h.spec.gate == gate && hook::selects(h, app))
+    /// The hooks gating `app` at `gate`, by name, as a deployment records what it awaits.
+    pub fn gate_hooks(&self, app: &GitOpsApplication, gate: HookGate) -> Vec<InventoryEntry> {
+        let mut hooks: Vec<InventoryEntry> = self
+            .hooks
+            .state()
+            .iter()
+            .filter(|h| h.spec.gate == gate && hook::selects(h, app))
+            .map(|h| InventoryEntry {
+                api_version: OutgoingWebhook::api_version(&()).into_owned(),
+                kind: OutgoingWebhook::kind(&()).into_owned(),
+                namespace: h.namespace(),
+                name: h.name_any(),
+            })
+            .collect();
+        hooks.sort();
+        hooks
     }
 
-    pub async fn gate(
+    /// Asks every hook in `hooks` (see [`Outgoing::gate_hooks`]): a durable delivery of `data`
+    /// on each, sent by the hook controller with its retries and waiting. `Err` names a hook
+    /// that could not be asked.
+    pub async fn ask(
         &self,
         app: &GitOpsApplication,
-        gate: HookGate,
+        hooks: &[InventoryEntry],
         data: EventData,
         occurrence: &str,
     ) -> Result<(), String> {
-        let mut hooks: Vec<_> =
-            self.hooks.state().into_iter().filter(|h| h.spec.gate == gate && hook::selects(h, app)).collect();
-        hooks.sort_by_key(|h| h.name_any());
-        let app_uid = app.uid().unwrap_or_default();
-        for hook in hooks {
-            let id = event::delivery_id(
-                &hook.uid().unwrap_or_default(),
-                &app_uid,
-                data.event,
-                &format!("{occurrence}/gate"),
-            );
-            let mut pending = PendingDelivery {
-                id,
-                attempt: 0,
-                next_at: Time(jiff::Timestamp::now()),
-                status_url: None,
-                wait_until: None,
-                progress: None,
-                data: data.clone(),
+        for entry in hooks {
+            let namespace = entry.namespace.clone().unwrap_or_default();
+            let found = self.hooks.get(&ObjectRef::new(&entry.name).within(&namespace));
+            let Some(hook) = found else {
+                return Err(format!("OutgoingWebhook/{} was deleted before it was asked", entry.name));
             };
-            loop {
-                let wait = pending.next_at.0.duration_since(jiff::Timestamp::now()).as_secs_f64();
-                if wait > 0.0 {
-                    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-                }
-                if pending.status_url.is_none() {
-                    pending.attempt += 1;
-                }
-                let secret = self.secret(&hook).await;
-                let step = deliver::step(&self.sender, &hook, secret, &mut pending, rand::random()).await;
-                self.record(&hook, &pending.id, &step, None).await;
-                if step.done {
-                    if step.record.result != results::SUCCEEDED {
-                        let why = step.record.error.clone().unwrap_or_else(|| step.record.result.clone());
-                        return Err(format!(
-                            "{gate:?} hook OutgoingWebhook/{} {}: {why}",
-                            hook.name_any(),
-                            step.record.result
-                        ));
-                    }
-                    break;
-                }
+            if !self.queue(&hook, app, data.clone(), &gate_occurrence(occurrence)).await {
+                return Err(format!("cannot queue the gate delivery on OutgoingWebhook/{}", entry.name));
             }
         }
         Ok(())
     }
 
-    /// Delivers what is pending until `shutdown` resolves; also keeps each hook's Ready condition.
-    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = self.wake.notified() => {},
-                () = tokio::time::sleep(Duration::from_millis(500)) => {},
-            }
-            let now = jiff::Timestamp::now();
-            for hook in self.hooks.state() {
-                self.check_spec(&hook).await;
-                let Some(status) = &hook.status else { continue };
-                // Events of one application go out in order: a delivery's first attempt waits
-                // until the earlier ones have been sent once (their retries do not hold it up).
-                let mut unsent_apps = HashSet::new();
-                for pending in &status.pending {
-                    let key = format!("{}/{}", hook.namespace().unwrap_or_default(), pending.id);
-                    let busy = self.in_flight.lock().map(|set| set.contains(&key)).unwrap_or(true);
-                    let blocked = unsent_apps.contains(&pending.data.app_id);
-                    if pending.attempt == 0 || busy {
-                        unsent_apps.insert(pending.data.app_id.clone());
-                    }
-                    if pending.next_at.0 > now || blocked || busy {
-                        continue;
-                    }
-                    let claimed = self.in_flight.lock().map(|mut set| set.insert(key.clone())).unwrap_or(false);
-                    if claimed {
-                        let service = self.clone();
-                        let hook = hook.clone();
-                        let id = pending.id.clone();
-                        tokio::spawn(async move {
-                            service.advance(&hook, &id).await;
-                            if let Ok(mut set) = service.in_flight.lock() {
-                                set.remove(&key);
-                            }
-                        });
-                    }
+    /// What each hook asked says now about `occurrence`, read fresh from the API server.
+    pub async fn answers(
+        &self,
+        app: &GitOpsApplication,
+        hooks: &[InventoryEntry],
+        event: EventType,
+        occurrence: &str,
+    ) -> Result<Vec<(String, GateAnswer)>, kube::Error> {
+        let mut answers = Vec::with_capacity(hooks.len());
+        for entry in hooks {
+            let label = format!("OutgoingWebhook/{}", entry.name);
+            let api: Api<OutgoingWebhook> =
+                Api::namespaced(self.client.clone(), entry.namespace.as_deref().unwrap_or_default());
+            let answer = match api.get_opt(&entry.name).await? {
+                None => GateAnswer::Refused(format!("{label} was deleted while the deployment waited for it")),
+                Some(hook) => {
+                    let id = event::delivery_id(
+                        &hook.uid().unwrap_or_default(),
+                        &app.uid().unwrap_or_default(),
+                        event,
+                        &gate_occurrence(occurrence),
+                    );
+                    answer_of(&label, hook.status.as_ref(), &id)
                 }
+            };
+            answers.push((label, answer));
+        }
+        Ok(answers)
+    }
+
+    /// Queues one delivery of `data` on `hook` unless its id is already pending or delivered.
+    /// `false` when the status could not be written.
+    async fn queue(&self, hook: &OutgoingWebhook, app: &GitOpsApplication, data: EventData, occurrence: &str) -> bool {
+        let id =
+            event::delivery_id(&hook.uid().unwrap_or_default(), &app.uid().unwrap_or_default(), data.event, occurrence);
+        let event_name = event::name(data.event);
+        let pending = PendingDelivery {
+            id: id.clone(),
+            attempt: 0,
+            next_at: Time(jiff::Timestamp::now()),
+            status_url: None,
+            wait_until: None,
+            progress: None,
+            data,
+        };
+        let queued = self
+            .update(hook, |status| {
+                if status.pending.iter().any(|p| p.id == id) || status.deliveries.iter().any(|d| d.id == id) {
+                    return false;
+                }
+                status.pending.push(pending.clone());
+                let excess = status.pending.len().saturating_sub(MAX_PENDING);
+                for dropped in status.pending.drain(..excess) {
+                    tracing::warn!(hook = %hook.name_any(), id = %dropped.id, "too many pending deliveries: dropped the oldest");
+                }
+                true
+            })
+            .await;
+        match queued {
+            Ok(_) => {
+                tracing::debug!(hook = %hook.name_any(), %id, event = event_name, "event queued");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(hook = %hook.name_any(), %error, "cannot queue an event");
+                false
             }
         }
+    }
+
+    /// Delivers what is due, hook by hook, until `shutdown` resolves: a kube-runtime controller
+    /// on OutgoingWebhook that requeues each hook at its next due delivery.
+    pub async fn run(
+        self: Arc<Self>,
+        hooks: &SharedWatch<OutgoingWebhook>,
+        shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    ) {
+        Controller::for_shared_stream(hooks.subscribe(), self.hooks.clone())
+            .reconcile_all_on(hooks.listed())
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile, |_, _: &std::convert::Infallible, _| Action::requeue(Duration::from_secs(5)), self)
+            .for_each(|_| async {})
+            .await;
     }
 
     /// One step of a durable delivery: claim (count the attempt in status), step, record.
@@ -247,11 +262,17 @@ impl Outgoing {
         let (Ok(Some(fresh)), Some(mut pending)) = (claim, claimed) else { return };
         let secret = self.secret(&fresh).await;
         let step = deliver::step(&self.sender, &fresh, secret, &mut pending, rand::random()).await;
-        self.record(&fresh, id, &step, Some(pending)).await;
+        self.record(&fresh, id, &step, pending).await;
+        if fresh.spec.gate != HookGate::None {
+            let moved = ObjectRef::new(&step.record.application).within(&fresh.namespace().unwrap_or_default());
+            if let Some(sender) = self.gate_moves.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                let _ = sender.unbounded_send(moved);
+            }
+        }
     }
 
     /// Writes a step's outcome: the record, the pending entry (kept or removed), Ready, lastDelivery.
-    async fn record(&self, hook: &OutgoingWebhook, id: &str, step: &Step, pending: Option<PendingDelivery>) {
+    async fn record(&self, hook: &OutgoingWebhook, id: &str, step: &Step, pending: PendingDelivery) {
         crate::metrics::global().delivery(&step.record.result);
         tracing::info!(
             hook = %hook.name_any(), %id, attempt = step.record.attempt, result = %step.record.result,
@@ -260,14 +281,10 @@ impl Outgoing {
         let generation = hook.metadata.generation;
         let result = self
             .update(hook, |status| {
-                match (&pending, step.done) {
-                    (Some(_), true) => status.pending.retain(|p| p.id != id),
-                    (Some(next), false) => {
-                        if let Some(slot) = status.pending.iter_mut().find(|p| p.id == id) {
-                            *slot = next.clone();
-                        }
-                    }
-                    (None, _) => {}
+                if step.done {
+                    status.pending.retain(|p| p.id != id);
+                } else if let Some(slot) = status.pending.iter_mut().find(|p| p.id == id) {
+                    *slot = pending.clone();
                 }
                 push_record(&mut status.deliveries, step.record.clone());
                 status.last_delivery = Some(DeliverySummary {
@@ -277,27 +294,8 @@ impl Outgoing {
                     http_status: step.record.http_status.unwrap_or(0),
                 });
                 if step.done {
-                    let now = Time(jiff::Timestamp::now());
-                    let (ok, reason) = match (step.record.result.as_str(), step.config_error) {
-                        (results::SUCCEEDED, _) => (true, reasons::DELIVERED),
-                        (_, true) => (false, reasons::CONFIGURATION_ERROR),
-                        _ => (false, reasons::DELIVERY_FAILED),
-                    };
-                    let message = match &step.record.error {
-                        Some(error) => format!(
-                            "delivery {id} ({}): {} after attempt {}: {error}",
-                            event::name(step.record.event),
-                            step.record.result,
-                            step.record.attempt
-                        ),
-                        None => format!(
-                            "delivery {id} ({}): {} after attempt {}",
-                            event::name(step.record.event),
-                            step.record.result,
-                            step.record.attempt
-                        ),
-                    };
-                    conditions::set(&mut status.conditions, READY, ok, reason, message, generation, &now);
+                    let (ok, reason, message) = ready_after(id, step);
+                    conditions::set(&mut status.conditions, READY, ok, reason, message, generation, &now());
                 }
                 true
             })
@@ -320,33 +318,17 @@ impl Outgoing {
                     return false;
                 }
                 status.observed_generation = generation;
-                let now = Time(jiff::Timestamp::now());
                 // A delivery of this generation already reported (it may have come first).
                 let reported =
                     conditions::get(&status.conditions, READY).is_some_and(|c| c.observed_generation == generation);
                 if verdict.is_ok() && reported {
                     return true;
                 }
-                match &verdict {
-                    Ok(()) => conditions::set(
-                        &mut status.conditions,
-                        READY,
-                        true,
-                        reasons::VALID,
-                        "ready to deliver",
-                        generation,
-                        &now,
-                    ),
-                    Err(message) => conditions::set(
-                        &mut status.conditions,
-                        READY,
-                        false,
-                        reasons::INVALID_SPEC,
-                        message.clone(),
-                        generation,
-                        &now,
-                    ),
-                }
+                let (ok, reason, message) = match &verdict {
+                    Ok(()) => (true, reasons::VALID, "ready to deliver".to_owned()),
+                    Err(message) => (false, reasons::INVALID_SPEC, message.clone()),
+                };
+                conditions::set(&mut status.conditions, READY, ok, reason, message, generation, &now());
                 true
             })
             .await;
@@ -425,30 +407,81 @@ fn push_record(records: &mut Vec<DeliveryRecord>, record: DeliveryRecord) {
     records.drain(..excess);
 }
 
-/// Runs the hook watch (the reflector feeding [`Outgoing`]) until `shutdown` resolves.
-pub async fn watch(
-    client: Client,
-    namespace: Option<String>,
-    writer: HookWriter,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let api: Api<OutgoingWebhook> = match namespace {
-        Some(ns) => Api::namespaced(client, &ns),
-        None => Api::all(client),
-    };
-    let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer).applied_objects();
-    tokio::pin!(stream);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            item = stream.next() => match item {
-                Some(Ok(_)) => {}
-                Some(Err(error)) => tracing::debug!(%error, "OutgoingWebhook watch error"),
-                None => break,
-            },
+fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
+/// Gate deliveries have an occurrence of their own, so a hook's event and its gate never share an id.
+fn gate_occurrence(occurrence: &str) -> String {
+    format!("{occurrence}/gate")
+}
+
+/// One hook reconcile: Ready from the spec, then every delivery due now, side by side; the
+/// hook comes back at its next due delivery (its own writes wake it for the rest).
+async fn reconcile(hook: Arc<OutgoingWebhook>, service: Arc<Outgoing>) -> Result<Action, std::convert::Infallible> {
+    service.check_spec(&hook).await;
+    let pending = hook.status.as_ref().map(|s| s.pending.as_slice()).unwrap_or_default();
+    let now = jiff::Timestamp::now();
+    let due = due(pending, now);
+    futures::future::join_all(due.iter().map(|id| service.advance(&hook, id))).await;
+    let later = pending.iter().filter(|p| !due.contains(&p.id)).map(|p| p.next_at.0).min();
+    Ok(match later {
+        Some(at) => {
+            let wait = jiff::Timestamp::now().duration_until(at).as_secs_f64().max(0.0);
+            Action::requeue(Duration::from_secs_f64(wait) + Duration::from_millis(10))
+        }
+        None => Action::requeue(IDLE_RESYNC),
+    })
+}
+
+/// The pending deliveries due at `now`, in order. Events of one application go out in order:
+/// a first attempt waits until the application's earlier deliveries were each sent once
+/// (their retries do not hold it up).
+fn due(pending: &[PendingDelivery], now: jiff::Timestamp) -> Vec<String> {
+    let mut unsent_apps = HashSet::new();
+    let mut due = Vec::new();
+    for delivery in pending {
+        let blocked = unsent_apps.contains(&delivery.data.app_id);
+        if delivery.attempt == 0 {
+            unsent_apps.insert(delivery.data.app_id.clone());
+        }
+        if delivery.next_at.0 <= now && !blocked {
+            due.push(delivery.id.clone());
         }
     }
+    due
+}
+
+/// A gate delivery's answer in a hook's status: pending while queued, else its last record.
+fn answer_of(label: &str, status: Option<&OutgoingWebhookStatus>, id: &str) -> GateAnswer {
+    let Some(status) = status else { return GateAnswer::Unseen };
+    if let Some(pending) = status.pending.iter().find(|p| p.id == id) {
+        return GateAnswer::Pending(pending.progress.clone());
+    }
+    match status.deliveries.iter().rev().find(|d| d.id == id) {
+        None => GateAnswer::Unseen,
+        Some(record) if record.result == results::SUCCEEDED => GateAnswer::Passed,
+        Some(record) => {
+            let why = record.error.clone().unwrap_or_else(|| record.result.clone());
+            GateAnswer::Refused(format!("{label} {}: {why}", record.result))
+        }
+    }
+}
+
+/// Ready after a finished delivery: its result, and one sentence saying so.
+fn ready_after(id: &str, step: &Step) -> (bool, &'static str, String) {
+    let (ok, reason) = match (step.record.result.as_str(), step.config_error) {
+        (results::SUCCEEDED, _) => (true, reasons::DELIVERED),
+        (_, true) => (false, reasons::CONFIGURATION_ERROR),
+        _ => (false, reasons::DELIVERY_FAILED),
+    };
+    let event = event::name(step.record.event);
+    let (result, attempt) = (&step.record.result, step.record.attempt);
+    let message = match &step.record.error {
+        Some(error) => format!("delivery {id} ({event}): {result} after attempt {attempt}: {error}"),
+        None => format!("delivery {id} ({event}): {result} after attempt {attempt}"),
+    };
+    (ok, reason, message)
 }
 
 #[cfg(test)]

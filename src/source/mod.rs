@@ -105,6 +105,14 @@ impl Revision {
         Revision { name: format!("sha1:{sha}"), sha: sha.to_owned() }
     }
 
+    /// The revision a name of [`Revision::of_ref`] or [`Revision::of_commit`] stands for (a
+    /// deployment record keeps only the name); `None` unless it ends in a full SHA-1.
+    pub fn from_name(name: &str) -> Option<Revision> {
+        let (_, sha) = name.rsplit_once("sha1:")?;
+        let full = sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        full.then(|| Revision { name: name.to_owned(), sha: sha.to_owned() })
+    }
+
     /// The branch or tag part of the name (`v1.2.0` in `v1.2.0@sha1:…`), if any.
     pub fn reference(&self) -> Option<&str> {
         self.name.split_once("@sha1:").map(|(reference, _)| reference).filter(|r| !r.is_empty())
