@@ -21,5 +21,6 @@ pub mod reference;
 pub mod render;
 pub mod shared_watch;
 pub mod source;
+pub mod status_patch;
 pub mod trigger;
 pub mod window;

@@ -37,6 +37,7 @@ pub async fn claim(
     api: &Api<GitOpsApplication>,
     cached: &GitOpsApplication,
     held: impl Fn(&TriggerRecord) -> Option<Option<Timestamp>>,
+    written: &status::LastWritten,
 ) -> Result<Claim, Error> {
     let name = cached.name_any();
     let mut candidate = Some(cached.clone());
@@ -63,7 +64,7 @@ pub async fn claim(
         if trigger.tag.is_some() {
             status.image_tag = trigger.tag.clone();
         }
-        if status::write_if_unchanged(api, &fresh, &status).await? {
+        if status::write_if_unchanged(api, &fresh, &status, written).await? {
             tracing::debug!(application = %fresh.name_any(), trigger = %trigger.id, sequence = trigger.sequence, "claimed the trigger");
             return Ok(Claim::Claimed(trigger, Box::new(status)));
         }

@@ -217,6 +217,7 @@ async fn rollout(run: &mut Run<'_>, context: &Context, checked: &Validated) -> E
             return wait(run, reasons::ROLLING_OUT, message, ROLLOUT_RECHECK).await;
         }
     };
+    tracing::debug!(deploy_id = %record.id, ?states, "rollout read");
     let left = record.deadline.as_ref().map_or(Duration::ZERO, until);
     match decide::rollout(&states, left.is_zero(), checked.health_timeout) {
         Progress::Done => after_rollout(run, context, checked).await,

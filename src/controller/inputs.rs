@@ -142,7 +142,7 @@ async fn claim_trigger(
     if let Some(next_open) = held(recorded) {
         return Err(defer(run, context, trigger, next_open).await);
     }
-    match claim::claim(run.api, run.app, held).await.map_err(Err)? {
+    match claim::claim(run.api, run.app, held, &context.written).await.map_err(Err)? {
         Claim::Claimed(trigger, claimed) => Ok((Some(trigger), claimed.variables, claimed.image_tag)),
         Claim::Held(trigger, next_open) => Err(defer(run, context, Some(trigger), next_open).await),
         Claim::Nothing => Ok((None, overrides, image_tag)),

@@ -67,6 +67,8 @@ pub struct Context {
     /// Deployments this process has started or taken up; one it meets for the first time was
     /// left by another process (a restart, a new leader) and is announced as resumed.
     known_deployments: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The last status written per application (a reconcile never acts on an older copy).
+    written: status::LastWritten,
 }
 
 impl Context {
@@ -86,6 +88,7 @@ impl Context {
             settings,
             outgoing,
             known_deployments: Default::default(),
+            written: Default::default(),
         }
     }
 

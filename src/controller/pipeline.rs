@@ -31,6 +31,8 @@ pub async fn reconcile(app: Arc<GitOpsApplication>, context: Arc<Context>) -> Re
     let _in_flight = crate::metrics::global().reconcile_started();
     let namespace = app.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<GitOpsApplication> = Api::namespaced(context.client.clone(), &namespace);
+    // The watch's copy may not show this process's last status write yet (see `status`).
+    let app = if context.written.is_current(&app) { app } else { Arc::new(api.get(&app.name_any()).await?) };
     let (api_ref, context_ref) = (&api, &context);
     let result = finalizer(&api, FINALIZER, app, move |event| async move {
         match event {
@@ -55,6 +57,7 @@ pub(super) struct Run<'a> {
     pub api: &'a Api<GitOpsApplication>,
     pub status: GitOpsApplicationStatus,
     pub generation: Option<i64>,
+    written: &'a status::LastWritten,
 }
 
 /// How a reconcile ends early: the action to return, once the status saying why is written.
@@ -68,7 +71,7 @@ impl Run<'_> {
     }
 
     pub async fn write(&self) -> Result<(), Error> {
-        status::write(self.api, self.app, &self.status).await
+        status::write(self.api, self.app, &self.status, self.written).await
     }
 
     /// Writes the status only if this reconcile changed it.
@@ -91,7 +94,8 @@ impl Run<'_> {
 }
 
 async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &Context) -> Result<Action, Error> {
-    let mut run = Run { app, api, status: app.status.clone().unwrap_or_default(), generation: app.metadata.generation };
+    let status = app.status.clone().unwrap_or_default();
+    let mut run = Run { app, api, status, generation: app.metadata.generation, written: &context.written };
     if app.status.as_ref().and_then(|s| s.observed_generation).is_none() {
         notify::created(context, app).await;
     }
@@ -147,6 +151,7 @@ fn unfinished(status: &GitOpsApplicationStatus) -> Option<DeploymentRecord> {
 /// Deletion: with `prune: true`, delete every object the application created.
 async fn cleanup(app: &GitOpsApplication, context: &Context) -> Result<Action, Error> {
     notify::deleted(context, app).await;
+    context.written.forget(app);
     if !app.spec.prune {
         return Ok(Action::await_change());
     }

@@ -6,14 +6,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 
 use super::Error;
 use crate::api::{Webhook, WebhookStatus};
 use crate::conditions::{self, READY};
 use crate::shared_watch::SharedWatch;
+use crate::status_patch::{self, Precondition};
 
 /// Prefix of every trigger path (Portainer-compatible).
 pub const PATH_PREFIX: &str = "/api/stacks/webhooks/";
@@ -90,6 +90,8 @@ async fn missing_target(client: &Client, namespace: &str, webhook: &Webhook) -> 
     Ok(None)
 }
 
+/// Writes the controller's part of the status: everything but `lastDelivery`, which the
+/// trigger endpoint owns (its own field manager).
 async fn write_status(
     client: &Client,
     namespace: &str,
@@ -97,12 +99,7 @@ async fn write_status(
     status: &WebhookStatus,
 ) -> Result<(), Error> {
     let api: Api<Webhook> = Api::namespaced(client.clone(), namespace);
-    let patch = serde_json::json!({
-        "apiVersion": Webhook::api_version(&()),
-        "kind": Webhook::kind(&()),
-        "status": status,
-    });
-    api.patch_status(&webhook.name_any(), &PatchParams::apply(crate::FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
+    let ours = WebhookStatus { last_delivery: None, ..status.clone() };
+    status_patch::apply(&api, &webhook.name_any(), &ours, crate::FIELD_MANAGER, Precondition::None).await?;
     Ok(())
 }

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
 use super::EndpointState;
 use crate::api::{DeliverySummary, Webhook};
+use crate::status_patch::{self, ENDPOINT_FIELD_MANAGER, Precondition};
 
 /// Minimum time between two status writes for one Webhook, so a flood of calls does not
 /// become a flood of API-server writes.
@@ -35,8 +35,9 @@ pub fn record(state: &Arc<EndpointState>, webhook: &Webhook, status: StatusCode)
     let api: Api<Webhook> = Api::namespaced(state.client.clone(), &webhook.namespace().unwrap_or_default());
     let name = webhook.name_any();
     tokio::spawn(async move {
-        let patch = serde_json::json!({"status": {"lastDelivery": summary}});
-        if let Err(error) = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        let status = serde_json::json!({"lastDelivery": summary});
+        let written = status_patch::apply(&api, &name, &status, ENDPOINT_FIELD_MANAGER, Precondition::None).await;
+        if let Err(error) = written {
             tracing::debug!(%error, webhook = %name, "cannot record the last delivery");
         }
     });

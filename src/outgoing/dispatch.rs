@@ -22,7 +22,6 @@ use futures::StreamExt;
 use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -38,6 +37,7 @@ use crate::api::{
 };
 use crate::conditions::{self, READY};
 use crate::shared_watch::SharedWatch;
+use crate::status_patch::{self, Precondition, Written};
 
 /// Deliveries kept in `status.deliveries`.
 pub const KEEP_DELIVERIES: usize = 20;
@@ -375,16 +375,13 @@ impl Outgoing {
             if !change(&mut status) {
                 return Ok(Some(fresh));
             }
-            let patch = serde_json::json!({
-                "apiVersion": OutgoingWebhook::api_version(&()),
-                "kind": OutgoingWebhook::kind(&()),
-                "metadata": {"name": name, "resourceVersion": fresh.resource_version()},
-                "status": status,
-            });
-            match api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await {
-                Ok(_) => return Ok(Some(fresh)),
-                Err(kube::Error::Api(error)) if error.code == 409 && tries < 5 => continue,
-                Err(error) => return Err(error),
+            let precondition = Precondition::Unchanged(fresh.metadata.resource_version.as_deref());
+            match status_patch::apply(&api, &name, &status, FIELD_MANAGER, precondition).await? {
+                Written::Applied(_) => return Ok(Some(fresh)),
+                Written::Conflict if tries < 5 => continue,
+                Written::Conflict => {
+                    return Err(kube::Error::Service("status kept changing: five conflicts in a row".into()));
+                }
             }
         }
     }
