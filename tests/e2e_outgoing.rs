@@ -567,25 +567,47 @@ async fn a_waiting_gate_and_a_slow_rollout_do_not_hold_up_a_third_application() 
     let running = |a: &tugboat::api::GitOpsApplication| {
         a.status.as_ref().and_then(|s| s.deployments.last()).is_some_and(|d| d.result == DeploymentResult::Running)
     };
-    let gated: tugboat::api::GitOpsApplication = serde_json::from_value(json!({
-        "apiVersion": "tugboat.dev/v1alpha1", "kind": "GitOpsApplication",
-        "metadata": {"name": "gated", "labels": {"approval": "required"}},
-        "spec": f.app_spec(json!({"source": {"path": "gated"}}))
-    }))
-    .expect("application");
-    f.apps().create(&PostParams::default(), &gated).await.expect("create gated");
-    f.wait_app("gated", "waiting at its gate", running).await;
-    f.eventually("the gate polled", || async { (!receiver.requests_to("/approve/1").is_empty()).then_some(()) }).await;
+    // More waiting gates than a reconcile-per-slot design could hold (it allowed 8 per slot).
+    let gated_names: Vec<String> = (0..10).map(|i| format!("gated-{i}")).collect();
+    for name in &gated_names {
+        let gated: tugboat::api::GitOpsApplication = serde_json::from_value(json!({
+            "apiVersion": "tugboat.dev/v1alpha1", "kind": "GitOpsApplication",
+            "metadata": {"name": name, "labels": {"approval": "required"}},
+            "spec": f.app_spec(json!({"source": {"path": "gated"}}))
+        }))
+        .expect("application");
+        f.apps().create(&PostParams::default(), &gated).await.expect("create gated");
+    }
+    for name in &gated_names {
+        f.wait_app(name, "waiting at its gate", running).await;
+    }
+    let asked = || {
+        let ids: std::collections::BTreeSet<String> = receiver
+            .requests_to("/approve")
+            .iter()
+            .filter(|r| r.method == "POST")
+            .filter_map(|r| r.header("webhook-id").map(str::to_owned))
+            .collect();
+        ids.len()
+    };
+    f.eventually("every gate asked once", || async { (asked() == 10).then_some(()) }).await;
     f.create_app("slow", f.app_spec(json!({"source": {"path": "slow"}, "healthTimeout": "120s"}))).await;
     f.wait_app("slow", "waiting for its rollout", running).await;
 
     let sha = f.head();
     f.create_app("quick", f.app_spec(json!({"source": {"path": "quick"}}))).await;
-    f.wait_app("quick", "Ready=True while the gate and the rollout wait", |a| is_ready_at(a, &sha)).await;
-    for name in ["gated", "slow"] {
+    f.wait_app("quick", "Ready=True while the gates and the rollout wait", |a| is_ready_at(a, &sha)).await;
+    for name in gated_names.iter().map(String::as_str).chain(["slow"]) {
         let app = f.apps().get(name).await.expect("application");
         assert!(running(&app), "{name} was still waiting: {:?}", app.status.map(|s| s.deployments));
     }
+    let gated = f.apps().get("gated-0").await.expect("application");
+    let record = gated.status.and_then(|s| s.deployments.last().cloned()).expect("a deployment");
+    assert_eq!(record.phase, Some(tugboat::api::DeploymentPhase::AwaitingGates), "{record:?}");
+    assert_eq!(record.awaiting.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["approval"]);
+    let slow = f.apps().get("slow").await.expect("application");
+    let record = slow.status.and_then(|s| s.deployments.last().cloned()).expect("a deployment");
+    assert_eq!(record.phase, Some(tugboat::api::DeploymentPhase::RollingOut), "{record:?}");
     let config_maps: Api<ConfigMap> = Api::namespaced(f.client.clone(), &f.ns.name);
     assert!(config_maps.get_opt("gated").await.expect("get").is_none(), "nothing of the gated one applied");
 }

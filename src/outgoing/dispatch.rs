@@ -519,4 +519,59 @@ mod tests {
         push_record(&mut records, record("r", 3, results::SUCCEEDED));
         assert_eq!(records.iter().filter(|r| r.id == "r").count(), 3, "each attempt is kept");
     }
+
+    fn pending(id: &str, app: &str, attempt: i32, next_at: jiff::Timestamp) -> PendingDelivery {
+        let data: EventData = serde_json::from_value(serde_json::json!({
+            "event": "deployment.started", "triggered_at": "2026-01-01T00:00:00Z", "triggered_by": "git",
+            "app_id": app, "env_id": "team",
+        }))
+        .expect("event data");
+        PendingDelivery {
+            id: id.into(),
+            attempt,
+            next_at: Time(next_at),
+            status_url: None,
+            wait_until: None,
+            progress: None,
+            data,
+        }
+    }
+
+    #[test]
+    fn what_is_due_keeps_each_applications_events_in_order() {
+        let now = jiff::Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_secs(1000);
+        let earlier = now - jiff::SignedDuration::from_secs(1);
+        let later = now + jiff::SignedDuration::from_secs(30);
+        let queue = [
+            pending("a1", "shop", 0, earlier),
+            pending("a2", "shop", 0, earlier), // waits: shop's a1 has not been sent once
+            pending("b1", "cart", 3, earlier), // a retry, due
+            pending("b2", "cart", 0, earlier), // due: a retry does not hold later events up
+            pending("c1", "api", 1, later),    // not due yet
+        ];
+        assert_eq!(due(&queue, now), ["a1", "b1", "b2"]);
+        assert!(due(&[], now).is_empty());
+    }
+
+    #[test]
+    fn a_gate_answer_is_read_from_pending_then_from_the_last_record() {
+        let mut status = OutgoingWebhookStatus::default();
+        assert_eq!(answer_of("OutgoingWebhook/g", None, "m1"), GateAnswer::Unseen);
+        assert_eq!(answer_of("OutgoingWebhook/g", Some(&status), "m1"), GateAnswer::Unseen);
+        let mut queued = pending("m1", "shop", 1, jiff::Timestamp::UNIX_EPOCH);
+        queued.progress = Some("40%".into());
+        status.pending.push(queued);
+        status.deliveries.push(record("m1", 1, results::WAITING));
+        assert_eq!(answer_of("OutgoingWebhook/g", Some(&status), "m1"), GateAnswer::Pending(Some("40%".into())));
+        status.pending.clear();
+        status.deliveries.push(record("m1", 1, results::SUCCEEDED));
+        assert_eq!(answer_of("OutgoingWebhook/g", Some(&status), "m1"), GateAnswer::Passed);
+        let mut terminal = record("m2", 1, results::TERMINAL);
+        terminal.error = Some("state TERMINAL".into());
+        status.deliveries.push(terminal);
+        assert_eq!(
+            answer_of("OutgoingWebhook/g", Some(&status), "m2"),
+            GateAnswer::Refused("OutgoingWebhook/g terminal: state TERMINAL".into())
+        );
+    }
 }
