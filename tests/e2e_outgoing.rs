@@ -65,7 +65,7 @@ async fn wait_hook(f: &Fixture, name: &str, what: &str, check: impl Fn(&[Deliver
 }
 
 fn final_result(deliveries: &[DeliveryRecord]) -> Option<&DeliveryRecord> {
-    deliveries.iter().rev().find(|d| d.result != "retrying" && d.result != "waiting")
+    deliveries.iter().rev().find(|d| d.result.is_final())
 }
 
 async fn wait_requests(receiver: &Receiver, path: &str, count: usize) -> Vec<support::receiver::Recorded> {
@@ -168,9 +168,10 @@ async fn a_deployment_sends_started_then_finished_templated_signed_and_as_cloude
     assert!(types.contains(&"dev.tugboat.deployment.finished".to_owned()), "{types:?}");
 
     // Status: each delivery recorded, Ready.
-    let hook =
-        wait_hook(&f, "humanitec", "two deliveries", |d| d.iter().filter(|d| d.result == "succeeded").count() >= 2)
-            .await;
+    let hook = wait_hook(&f, "humanitec", "two deliveries", |d| {
+        d.iter().filter(|d| d.result.as_str() == "succeeded").count() >= 2
+    })
+    .await;
     let status = hook.status.clone().expect("status");
     assert!(status.deliveries.iter().all(|d| d.http_status == Some(200) && d.attempt == 1 && d.application == "shop"));
     assert!(status.deliveries.iter().all(|d| d.duration_ms.is_some()));
@@ -321,7 +322,7 @@ async fn wait_for_completion_reaches_every_final_state_in_every_mode_and_times_o
         let hook = wait_hook(&f, name, "a final state", |d| final_result(d).is_some()).await;
         let status = hook.status.clone().expect("status");
         let last = final_result(&status.deliveries).expect("final").clone();
-        assert_eq!(last.result, *result, "{name}: {:#?}", status.deliveries);
+        assert_eq!(last.result.as_str(), *result, "{name}: {:#?}", status.deliveries);
         assert_eq!(last.progress.as_deref(), Some(format!("{outcome}: 2 of 2").as_str()), "{name}: progress in status");
         assert!(status.pending.is_empty(), "{name}");
         let polls = receiver.requests().into_iter().filter(|r| r.method == "GET" && r.path == *status_path).count();
@@ -330,7 +331,7 @@ async fn wait_for_completion_reaches_every_final_state_in_every_mode_and_times_o
     }
     let slow = wait_hook(&f, "slow", "timed out", |d| final_result(d).is_some()).await;
     let last = final_result(&slow.status.as_ref().expect("status").deliveries).expect("final").clone();
-    assert_eq!(last.result, "failed");
+    assert_eq!(last.result.as_str(), "failed");
     assert!(last.error.as_deref().is_some_and(|e| e.contains("within 3s")), "{last:?}");
     assert_eq!(last.progress.as_deref(), Some("still going"));
 }
@@ -364,10 +365,7 @@ async fn a_failing_before_deployment_gate_applies_nothing() {
     assert!(config_maps.get_opt("web-config").await.expect("get").is_none(), "nothing applied");
     assert!(app.status.expect("status").inventory.is_empty());
     let hook = hooks(&f).get("approval").await.expect("hook");
-    assert_eq!(
-        final_result(&hook.status.expect("status").deliveries).map(|d| d.result.clone()).as_deref(),
-        Some("failed")
-    );
+    assert_eq!(final_result(&hook.status.expect("status").deliveries).map(|d| d.result.as_str()), Some("failed"));
 }
 
 #[tokio::test]
@@ -524,9 +522,10 @@ async fn deferred_created_and_deleted_events_are_sent_once_also_across_a_restart
     assert_eq!(calls[2].json()["event"], "application.deleted");
     assert_eq!(calls[2].json()["app"], "shop");
     // Give a duplicate every chance to show up, then count.
-    let hook =
-        wait_hook(&f, "lifecycle", "three deliveries", |d| d.iter().filter(|d| d.result == "succeeded").count() >= 3)
-            .await;
+    let hook = wait_hook(&f, "lifecycle", "three deliveries", |d| {
+        d.iter().filter(|d| d.result.as_str() == "succeeded").count() >= 3
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let events: Vec<String> = receiver
         .requests_to("/life")

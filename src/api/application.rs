@@ -292,9 +292,9 @@ pub struct TriggerRecord {
     /// Variables the call set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
-    /// Workloads to restart: `all` or `kind/name` entries.
+    /// Workloads to restart: `all` or `kind/name` entries (`deployment/web`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rollout_restart: Vec<String>,
+    pub rollout_restart: Vec<RestartTarget>,
     /// Image tag for the workload containers, from `tag=`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
@@ -391,4 +391,103 @@ pub enum DeploymentResult {
 
 fn is_zero(n: &i64) -> bool {
     *n == 0
+}
+
+/// What a call restarts (`rollout-restart=`): every workload of the application, or one.
+/// Written as `all` or lower-case `kind/name` (`deployment/web`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum RestartTarget {
+    All,
+    Workload(WorkloadRef),
+}
+
+/// One workload, by kind and name (in the application's target namespace).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WorkloadRef {
+    pub kind: WorkloadKind,
+    pub name: String,
+}
+
+/// The workload kinds with a rollout: what tugboat restarts and waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WorkloadKind {
+    Deployment,
+    DaemonSet,
+    StatefulSet,
+}
+
+impl WorkloadKind {
+    /// The kind as Kubernetes names it (`Deployment`); `None` for other kinds.
+    pub fn from_kind(kind: &str) -> Option<Self> {
+        match kind {
+            "Deployment" => Some(Self::Deployment),
+            "DaemonSet" => Some(Self::DaemonSet),
+            "StatefulSet" => Some(Self::StatefulSet),
+            _ => None,
+        }
+    }
+
+    /// Lower case, as restart lists write it.
+    pub fn lower(self) -> &'static str {
+        match self {
+            Self::Deployment => "deployment",
+            Self::DaemonSet => "daemonset",
+            Self::StatefulSet => "statefulset",
+        }
+    }
+}
+
+impl std::fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind.lower(), self.name)
+    }
+}
+
+impl std::fmt::Display for RestartTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::All => f.write_str("all"),
+            Self::Workload(workload) => workload.fmt(f),
+        }
+    }
+}
+
+impl From<RestartTarget> for String {
+    fn from(target: RestartTarget) -> String {
+        target.to_string()
+    }
+}
+
+impl TryFrom<String> for RestartTarget {
+    type Error = String;
+
+    /// Reads what [`Display`](std::fmt::Display) writes (kinds in lower case).
+    fn try_from(entry: String) -> Result<Self, String> {
+        if entry == "all" {
+            return Ok(Self::All);
+        }
+        let kind = match entry.split_once('/') {
+            Some(("deployment", _)) => WorkloadKind::Deployment,
+            Some(("daemonset", _)) => WorkloadKind::DaemonSet,
+            Some(("statefulset", _)) => WorkloadKind::StatefulSet,
+            _ => return Err(format!("{entry:?} is not all or deployment|daemonset|statefulset/<name>")),
+        };
+        let name = entry.split_once('/').map(|(_, name)| name.to_owned()).unwrap_or_default();
+        Ok(Self::Workload(WorkloadRef { kind, name }))
+    }
+}
+
+impl JsonSchema for RestartTarget {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RestartTarget".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string"})
+    }
 }

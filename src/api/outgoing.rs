@@ -319,12 +319,55 @@ pub struct DeliveryRecord {
     /// How long the attempt took, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<i64>,
-    /// `succeeded`, `failed`, `retrying`, `waiting`, `canceled` or `terminal`.
-    pub result: String,
+    /// How the attempt (or poll) ended.
+    pub result: DeliveryResult,
     /// Why the attempt failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Progress reported while waiting for completion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
+}
+
+/// How one attempt to deliver (or one poll of its status URL) ended.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryResult {
+    /// The receiver answered 2xx (and, waiting for completion, reported success).
+    Succeeded,
+    /// Given up: a final HTTP answer, the last attempt, a timeout, or the hook's configuration.
+    Failed,
+    /// This attempt failed; another follows.
+    Retrying,
+    /// Accepted; waiting for the status URL to report completion.
+    Waiting,
+    /// The status URL reported a canceled state.
+    Canceled,
+    /// The status URL reported a terminal (failed) state.
+    Terminal,
+}
+
+impl DeliveryResult {
+    /// The name status and metrics show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Retrying => "retrying",
+            Self::Waiting => "waiting",
+            Self::Canceled => "canceled",
+            Self::Terminal => "terminal",
+        }
+    }
+
+    /// Is the delivery over (no retry or poll follows)?
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Retrying | Self::Waiting)
+    }
+}
+
+impl std::fmt::Display for DeliveryResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

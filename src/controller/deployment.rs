@@ -182,7 +182,7 @@ async fn apply(
         objects,
         previous_inventory: &run.status.inventory,
         prune: app.spec.prune,
-        restart: trigger.map_or(RestartSelection::None, |t| RestartSelection::from_entries(&t.rollout_restart)),
+        restart: trigger.map_or(RestartSelection::None, |t| RestartSelection::from_targets(&t.rollout_restart)),
     };
     let deployed = context.deployer.deploy(request).instrument(tracing::info_span!("apply", deploy_id = %id)).await;
     let outcome = match deployed {

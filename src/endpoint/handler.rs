@@ -20,10 +20,11 @@ use futures::StreamExt;
 
 use super::secrets::{SecretError, SecretKey};
 use super::{EndpointState, reply};
+use crate::api::RestartTarget;
 use crate::api::{GitOpsApplication, TriggerRecord, Webhook, WebhookProvider};
 use crate::controller::webhooks::PATH_PREFIX;
 use crate::trigger::event::{ProviderEvent, RefName, parse_event};
-use crate::trigger::query::{RolloutRestart, TriggerParams, Workload, parse_form, parse_query};
+use crate::trigger::query::{RolloutRestart, TriggerParams, parse_form, parse_query};
 use crate::trigger::{signature, variables};
 
 /// Trigger writes of one call under way at once (a webhook may target many applications).
@@ -245,7 +246,7 @@ fn received(state: &EndpointState, targets: &[GitOpsApplication], record: &Trigg
             crate::outgoing::event::for_application(app, crate::api::EventType::TriggerReceived, &record.source);
         data.status = Some("received".into());
         data.variables.extend(record.variables.clone());
-        data.restarted = record.rollout_restart.clone();
+        data.restarted = record.rollout_restart.iter().map(ToString::to_string).collect();
         let (outgoing, app, id) = (state.outgoing.clone(), app.clone(), record.id.clone());
         tokio::spawn(async move { outgoing.emit(&app, data, &id).await });
     }
@@ -439,7 +440,7 @@ fn validate(webhook: &Webhook, app: &GitOpsApplication, params: &TriggerParams) 
             .map(|e| format!("{}/{}", e.kind.to_ascii_lowercase(), e.name))
             .collect();
         for workload in workloads {
-            let wanted = workload.entry();
+            let wanted = workload.to_string();
             if !valid.contains(&wanted) {
                 return Err(format!(
                     "rollout-restart: {wanted} is not a workload of application {:?}; valid: {}",
@@ -452,10 +453,10 @@ fn validate(webhook: &Webhook, app: &GitOpsApplication, params: &TriggerParams) 
     Ok(())
 }
 
-fn restart_entries(params: &TriggerParams) -> Vec<String> {
+fn restart_entries(params: &TriggerParams) -> Vec<RestartTarget> {
     match &params.rollout_restart {
         None => Vec::new(),
-        Some(RolloutRestart::All) => vec!["all".into()],
-        Some(RolloutRestart::Workloads(workloads)) => workloads.iter().map(Workload::entry).collect(),
+        Some(RolloutRestart::All) => vec![RestartTarget::All],
+        Some(RolloutRestart::Workloads(workloads)) => workloads.iter().cloned().map(RestartTarget::Workload).collect(),
     }
 }

@@ -10,17 +10,7 @@ use super::retry::{self, Attempt, Decision};
 use super::send::{Request, SendError, Sender};
 use super::sign;
 use super::wait::{self, PollState};
-use crate::api::{DeliveryRecord, OutgoingWebhook, PendingDelivery};
-
-/// Delivery results as status shows them.
-pub mod results {
-    pub const SUCCEEDED: &str = "succeeded";
-    pub const FAILED: &str = "failed";
-    pub const RETRYING: &str = "retrying";
-    pub const WAITING: &str = "waiting";
-    pub const CANCELED: &str = "canceled";
-    pub const TERMINAL: &str = "terminal";
-}
+use crate::api::{DeliveryRecord, DeliveryResult, OutgoingWebhook, PendingDelivery};
 
 /// What a step produced.
 #[derive(Debug, Clone)]
@@ -80,12 +70,12 @@ pub async fn step(
         attempt: pending.attempt,
         http_status: None,
         duration_ms: None,
-        result: results::FAILED.into(),
+        result: DeliveryResult::Failed,
         error: None,
         progress: pending.progress.clone(),
     };
     let fail = |mut record: DeliveryRecord, error: String, config_error: bool| {
-        record.result = results::FAILED.into();
+        record.result = DeliveryResult::Failed;
         record.error = Some(error);
         Step { record, done: true, config_error }
     };
@@ -181,7 +171,7 @@ async fn attempt(
     match retry::decide(&policy, attempt_number, outcome, jitter) {
         Decision::Done => {
             let Some(wait_spec) = &hook.spec.wait_for_completion else {
-                record.result = results::SUCCEEDED.into();
+                record.result = DeliveryResult::Succeeded;
                 return Step { record, done: true, config_error: false };
             };
             let response = response.unwrap_or_else(unreachable_response);
@@ -200,12 +190,12 @@ async fn attempt(
             pending.status_url = Some(url);
             pending.wait_until = Some(later(timeout));
             pending.next_at = later(interval);
-            record.result = results::WAITING.into();
+            record.result = DeliveryResult::Waiting;
             Step { record, done: false, config_error: false }
         }
         Decision::RetryAfter(wait) => {
             pending.next_at = later(wait);
-            record.result = results::RETRYING.into();
+            record.result = DeliveryResult::Retrying;
             if record.error.is_none() {
                 record.error = record.http_status.map(|s| format!("HTTP {s}; retrying in {}s", wait.as_secs()));
             }
@@ -229,7 +219,7 @@ fn unreachable_response() -> super::send::Response {
 }
 
 fn with_error(mut record: DeliveryRecord, error: String) -> DeliveryRecord {
-    record.result = results::FAILED.into();
+    record.result = DeliveryResult::Failed;
     record.error = Some(error);
     record
 }
@@ -245,7 +235,7 @@ async fn poll(
 ) -> Step {
     let Some(wait_spec) = &hook.spec.wait_for_completion else {
         // The hook stopped waiting since the call: the call itself succeeded.
-        record.result = results::SUCCEEDED.into();
+        record.result = DeliveryResult::Succeeded;
         return Step { record, done: true, config_error: false };
     };
     if pending.wait_until.as_ref().is_some_and(|until| until.0 <= now()) {
@@ -261,7 +251,7 @@ async fn poll(
     }
     let interval = wait_spec.poll_interval.parse().unwrap_or(Duration::from_secs(10));
     pending.next_at = later(interval);
-    record.result = results::WAITING.into();
+    record.result = DeliveryResult::Waiting;
     match send(sender, secret, &pending.id, reqwest::Method::GET, url.clone(), &prepared, None).await {
         Ok(response) => {
             record.http_status = Some(i32::from(response.status));
@@ -277,12 +267,12 @@ async fn poll(
                         record.progress = progress;
                     }
                     let (result, done) = match state {
-                        PollState::Success => (results::SUCCEEDED, true),
-                        PollState::Canceled => (results::CANCELED, true),
-                        PollState::Terminal => (results::TERMINAL, true),
-                        PollState::Running => (results::WAITING, false),
+                        PollState::Success => (DeliveryResult::Succeeded, true),
+                        PollState::Canceled => (DeliveryResult::Canceled, true),
+                        PollState::Terminal => (DeliveryResult::Terminal, true),
+                        PollState::Running => (DeliveryResult::Waiting, false),
                     };
-                    record.result = result.into();
+                    record.result = result;
                     Step { record, done, config_error: false }
                 }
                 Err(error) => Step { record: with_error(record, error.to_string()), done: true, config_error: true },

@@ -26,13 +26,13 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 
-use super::deliver::{self, Step, results};
+use super::deliver::{self, Step};
 use super::event;
 use super::hook;
 use super::send::Sender;
 use crate::FIELD_MANAGER;
 use crate::api::{
-    DeliveryRecord, DeliverySummary, EventData, EventType, GitOpsApplication, HookGate, InventoryEntry,
+    DeliveryRecord, DeliveryResult, DeliverySummary, EventData, EventType, GitOpsApplication, HookGate, InventoryEntry,
     OutgoingWebhook, OutgoingWebhookStatus, PendingDelivery,
 };
 use crate::conditions::{self, READY};
@@ -273,7 +273,7 @@ impl Outgoing {
 
     /// Writes a step's outcome: the record, the pending entry (kept or removed), Ready, lastDelivery.
     async fn record(&self, hook: &OutgoingWebhook, id: &str, step: &Step, pending: PendingDelivery) {
-        crate::metrics::global().delivery(&step.record.result);
+        crate::metrics::global().delivery(step.record.result.as_str());
         tracing::info!(
             hook = %hook.name_any(), %id, attempt = step.record.attempt, result = %step.record.result,
             http_status = ?step.record.http_status, error = ?step.record.error, "outgoing delivery"
@@ -290,7 +290,7 @@ impl Outgoing {
                 status.last_delivery = Some(DeliverySummary {
                     id: step.record.id.clone(),
                     at: step.record.at.clone(),
-                    result: step.record.result.clone(),
+                    result: step.record.result.to_string(),
                     http_status: step.record.http_status.unwrap_or(0),
                 });
                 if step.done {
@@ -390,11 +390,11 @@ impl Outgoing {
 /// Adds a record, keeping the last [`KEEP_DELIVERIES`]; successive polls of one delivery
 /// replace each other, so a long wait does not push older deliveries out.
 fn push_record(records: &mut Vec<DeliveryRecord>, record: DeliveryRecord) {
-    if record.result != results::RETRYING
+    if record.result != DeliveryResult::Retrying
         && let Some(last) = records.last_mut()
         && last.id == record.id
         && last.attempt == record.attempt
-        && last.result == results::WAITING
+        && last.result == DeliveryResult::Waiting
     {
         *last = record;
         return;
@@ -457,9 +457,9 @@ fn answer_of(label: &str, status: Option<&OutgoingWebhookStatus>, id: &str) -> G
     }
     match status.deliveries.iter().rev().find(|d| d.id == id) {
         None => GateAnswer::Unseen,
-        Some(record) if record.result == results::SUCCEEDED => GateAnswer::Passed,
+        Some(record) if record.result == DeliveryResult::Succeeded => GateAnswer::Passed,
         Some(record) => {
-            let why = record.error.clone().unwrap_or_else(|| record.result.clone());
+            let why = record.error.clone().unwrap_or_else(|| record.result.to_string());
             GateAnswer::Refused(format!("{label} {}: {why}", record.result))
         }
     }
@@ -467,8 +467,8 @@ fn answer_of(label: &str, status: Option<&OutgoingWebhookStatus>, id: &str) -> G
 
 /// Ready after a finished delivery: its result, and one sentence saying so.
 fn ready_after(id: &str, step: &Step) -> (bool, &'static str, String) {
-    let (ok, reason) = match (step.record.result.as_str(), step.config_error) {
-        (results::SUCCEEDED, _) => (true, reasons::DELIVERED),
+    let (ok, reason) = match (step.record.result, step.config_error) {
+        (DeliveryResult::Succeeded, _) => (true, reasons::DELIVERED),
         (_, true) => (false, reasons::CONFIGURATION_ERROR),
         _ => (false, reasons::DELIVERY_FAILED),
     };
@@ -486,7 +486,7 @@ mod tests {
     use super::*;
     use crate::api::EventType;
 
-    fn record(id: &str, attempt: i32, result: &str) -> DeliveryRecord {
+    fn record(id: &str, attempt: i32, result: DeliveryResult) -> DeliveryRecord {
         DeliveryRecord {
             id: id.into(),
             event: EventType::DeploymentStarted,
@@ -495,7 +495,7 @@ mod tests {
             attempt,
             http_status: None,
             duration_ms: None,
-            result: result.into(),
+            result,
             error: None,
             progress: None,
         }
@@ -505,18 +505,18 @@ mod tests {
     fn records_keep_twenty_and_polls_replace_each_other() {
         let mut records = Vec::new();
         for i in 0..25 {
-            push_record(&mut records, record(&format!("m{i}"), 1, results::SUCCEEDED));
+            push_record(&mut records, record(&format!("m{i}"), 1, DeliveryResult::Succeeded));
         }
         assert_eq!(records.len(), KEEP_DELIVERIES);
         assert_eq!(records[0].id, "m5");
-        push_record(&mut records, record("w", 1, results::WAITING));
-        push_record(&mut records, record("w", 1, results::WAITING));
-        push_record(&mut records, record("w", 1, results::SUCCEEDED));
+        push_record(&mut records, record("w", 1, DeliveryResult::Waiting));
+        push_record(&mut records, record("w", 1, DeliveryResult::Waiting));
+        push_record(&mut records, record("w", 1, DeliveryResult::Succeeded));
         assert_eq!(records.iter().filter(|r| r.id == "w").count(), 1);
-        assert_eq!(records.last().map(|r| r.result.as_str()), Some(results::SUCCEEDED));
-        push_record(&mut records, record("r", 1, results::RETRYING));
-        push_record(&mut records, record("r", 2, results::RETRYING));
-        push_record(&mut records, record("r", 3, results::SUCCEEDED));
+        assert_eq!(records.last().map(|r| r.result), Some(DeliveryResult::Succeeded));
+        push_record(&mut records, record("r", 1, DeliveryResult::Retrying));
+        push_record(&mut records, record("r", 2, DeliveryResult::Retrying));
+        push_record(&mut records, record("r", 3, DeliveryResult::Succeeded));
         assert_eq!(records.iter().filter(|r| r.id == "r").count(), 3, "each attempt is kept");
     }
 
@@ -561,12 +561,12 @@ mod tests {
         let mut queued = pending("m1", "shop", 1, jiff::Timestamp::UNIX_EPOCH);
         queued.progress = Some("40%".into());
         status.pending.push(queued);
-        status.deliveries.push(record("m1", 1, results::WAITING));
+        status.deliveries.push(record("m1", 1, DeliveryResult::Waiting));
         assert_eq!(answer_of("OutgoingWebhook/g", Some(&status), "m1"), GateAnswer::Pending(Some("40%".into())));
         status.pending.clear();
-        status.deliveries.push(record("m1", 1, results::SUCCEEDED));
+        status.deliveries.push(record("m1", 1, DeliveryResult::Succeeded));
         assert_eq!(answer_of("OutgoingWebhook/g", Some(&status), "m1"), GateAnswer::Passed);
-        let mut terminal = record("m2", 1, results::TERMINAL);
+        let mut terminal = record("m2", 1, DeliveryResult::Terminal);
         terminal.error = Some("state TERMINAL".into());
         status.deliveries.push(terminal);
         assert_eq!(

@@ -36,32 +36,9 @@ pub enum RolloutRestart {
     Workloads(Vec<Workload>),
 }
 
+pub use crate::api::WorkloadKind;
 /// One `kind/name` of `rollout-restart`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Workload {
-    pub kind: WorkloadKind,
-    pub name: String,
-}
-
-impl Workload {
-    /// `kind/name` in lower case, as restart lists and messages write it (`deployment/web`).
-    pub fn entry(&self) -> String {
-        let kind = match self.kind {
-            WorkloadKind::Deployment => "deployment",
-            WorkloadKind::DaemonSet => "daemonset",
-            WorkloadKind::StatefulSet => "statefulset",
-        };
-        format!("{kind}/{}", self.name)
-    }
-}
-
-/// The workload kinds a rolling restart applies to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum WorkloadKind {
-    Deployment,
-    DaemonSet,
-    StatefulSet,
-}
+pub use crate::api::WorkloadRef as Workload;
 
 /// A bad query or form (400); each names the parameter or entry at fault.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

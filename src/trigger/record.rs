@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use kube::ResourceExt;
 
-use crate::api::{GitOpsApplication, TriggerRecord};
+use crate::api::{GitOpsApplication, RestartTarget, TriggerRecord};
 
 /// Ids of merged calls listed in a record; more are counted in `coalesced_count` only. Every id
 /// makes each write of the application bigger (this annotation and `status.lastTrigger` are
@@ -75,11 +75,11 @@ pub fn coalesce(current: Option<TriggerRecord>, handled: i64, mut incoming: Trig
     }
 }
 
-fn union(a: Vec<String>, b: Vec<String>) -> Vec<String> {
-    if a.iter().chain(&b).any(|e| e == "all") {
-        return vec!["all".to_owned()];
+fn union(a: Vec<RestartTarget>, b: Vec<RestartTarget>) -> Vec<RestartTarget> {
+    if a.iter().chain(&b).any(|e| *e == RestartTarget::All) {
+        return vec![RestartTarget::All];
     }
-    let mut all: Vec<String> = a.into_iter().chain(b).collect();
+    let mut all: Vec<RestartTarget> = a.into_iter().chain(b).collect();
     all.sort();
     all.dedup();
     all
@@ -97,7 +97,10 @@ mod tests {
             at: Time(jiff::Timestamp::UNIX_EPOCH),
             source: "Webhook/ci (generic)".into(),
             variables: vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
-            rollout_restart: restart.iter().map(|r| (*r).into()).collect(),
+            rollout_restart: restart
+                .iter()
+                .map(|r| RestartTarget::try_from((*r).to_owned()).expect("target"))
+                .collect(),
             tag: None,
             coalesced_ids: vec![],
             coalesced_count: 0,
@@ -117,9 +120,10 @@ mod tests {
         assert_eq!(merged.sequence, 2);
         assert_eq!(merged.variables.get("TAG").map(String::as_str), Some("2"), "later variables win");
         assert_eq!(merged.variables.get("X").map(String::as_str), Some("x"));
-        assert_eq!(merged.rollout_restart, ["deployment/web", "statefulset/db"]);
+        let entries: Vec<String> = merged.rollout_restart.iter().map(ToString::to_string).collect();
+        assert_eq!(entries, ["deployment/web", "statefulset/db"]);
         let all = coalesce(Some(merged), 0, trigger("c", &[], &["all"]));
-        assert_eq!(all.rollout_restart, ["all"]);
+        assert_eq!(all.rollout_restart, [RestartTarget::All]);
     }
 
     #[test]
