@@ -4,28 +4,92 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 pub use crate::api::condition_types::*;
 
-/// Reasons, CamelCase as Kubernetes conventions want.
-pub mod reasons {
-    pub const SUCCEEDED: &str = "Succeeded";
-    pub const PROGRESSING: &str = "Progressing";
-    pub const DEPLOYING: &str = "Deploying";
+/// Every reason a condition of a tugboat kind gives, in one place (CamelCase, as Kubernetes
+/// conventions want). Reasons of failures come from their errors
+/// ([`crate::source::SourceError::reason`], [`crate::deploy::DeployError::reason`]).
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $($(#[$doc])* $name),*
+        }
+
+        impl Reason {
+            /// Every reason, for tests and docs.
+            pub const ALL: &'static [Reason] = &[$(Reason::$name),*];
+
+            /// The reason as conditions show it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$name => stringify!($name)),*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    // GitOpsApplication: the pipeline.
+    /// Reasons, CamelCase as Kubernetes conventions want.
+    Succeeded,
+    Progressing,
+    Deploying,
     /// Reconciling: `BeforeDeployment` or `AfterDeployment` hooks were asked and have not answered.
-    pub const AWAITING_GATES: &str = "AwaitingGates";
+    AwaitingGates,
     /// Reconciling: applied; the changed and restarted workloads are rolling out.
-    pub const ROLLING_OUT: &str = "RollingOut";
-    pub const SUSPENDED: &str = "Suspended";
-    pub const INVALID_SPEC: &str = "InvalidSpec";
-    pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
-    pub const RENDER_FAILED: &str = "RenderFailed";
-    pub const PLAN_FAILED: &str = "PlanFailed";
-    pub const HEALTH_CHECK_FAILED: &str = "HealthCheckFailed";
-    pub const HEALTHY: &str = "Healthy";
-    pub const DEFERRED: &str = "OutsideChangeWindow";
-    pub const IDLE: &str = "Idle";
+    RollingOut,
+    Suspended,
+    InvalidSpec,
+    SecretNotFound,
+    RenderFailed,
+    PlanFailed,
+    HealthCheckFailed,
+    Healthy,
+    OutsideChangeWindow,
+    Idle,
     /// A deployment record in status names no revision tugboat can read (edited by hand?).
-    pub const RECORD_UNREADABLE: &str = "RecordUnreadable";
+    RecordUnreadable,
     /// An outgoing webhook gate (BeforeDeployment/AfterDeployment) did not succeed.
-    pub const GATE_FAILED: &str = "GateFailed";
+    GateFailed,
+    // GitOpsApplication: the source (see `SourceError::reason`).
+    AuthenticationFailed,
+    HostKeyVerificationFailed,
+    RepositoryNotFound,
+    RefNotFound,
+    NoMatchingTag,
+    InvalidSemverRange,
+    InvalidReference,
+    Unreachable,
+    Timeout,
+    PathNotFound,
+    NotUtf8,
+    TooLarge,
+    FileSourcesDisabled,
+    UnsupportedUrl,
+    GitFailed,
+    CacheIOFailed,
+    // GitOpsApplication: applying (see `DeployError::reason`).
+    ValidationFailed,
+    Forbidden,
+    ApplyFailed,
+    PruneFailed,
+    RestartFailed,
+    ImpersonationFailed,
+    ApiServerUnreachable,
+    // Webhook.
+    Ready,
+    TargetNotFound,
+    // OutgoingWebhook.
+    Valid,
+    Delivered,
+    DeliveryFailed,
+    ConfigurationError,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Sets (or replaces) the condition of `type_`, keeping `lastTransitionTime` when the status did not change.
@@ -33,7 +97,7 @@ pub fn set(
     conditions: &mut Vec<Condition>,
     type_: &str,
     status: bool,
-    reason: &str,
+    reason: Reason,
     message: impl Into<String>,
     generation: Option<i64>,
     now: &Time,
@@ -49,7 +113,7 @@ pub fn set(
     conditions.push(Condition {
         type_: type_.to_owned(),
         status,
-        reason: reason.to_owned(),
+        reason: reason.as_str().to_owned(),
         message: truncate(message, 1024),
         last_transition_time: transition,
         observed_generation: generation,
@@ -94,11 +158,11 @@ mod tests {
     #[test]
     fn transition_time_changes_only_with_the_status() {
         let mut conditions = Vec::new();
-        set(&mut conditions, READY, false, reasons::PROGRESSING, "working", Some(1), &at(10));
-        set(&mut conditions, READY, false, reasons::RENDER_FAILED, "bad", Some(1), &at(20));
+        set(&mut conditions, READY, false, Reason::Progressing, "working", Some(1), &at(10));
+        set(&mut conditions, READY, false, Reason::RenderFailed, "bad", Some(1), &at(20));
         assert_eq!(conditions[0].last_transition_time, at(10));
-        assert_eq!(conditions[0].reason, reasons::RENDER_FAILED);
-        set(&mut conditions, READY, true, reasons::SUCCEEDED, "ok", Some(2), &at(30));
+        assert_eq!(conditions[0].reason, "RenderFailed");
+        set(&mut conditions, READY, true, Reason::Succeeded, "ok", Some(2), &at(30));
         assert_eq!(conditions[0].last_transition_time, at(30));
         assert_eq!(conditions.len(), 1);
     }
@@ -106,10 +170,22 @@ mod tests {
     #[test]
     fn conditions_are_kept_in_a_stable_order_and_long_messages_are_cut() {
         let mut conditions = Vec::new();
-        set(&mut conditions, HEALTHY, true, reasons::HEALTHY, "x".repeat(2000), None, &at(1));
-        set(&mut conditions, READY, true, reasons::SUCCEEDED, "ok", None, &at(1));
+        set(&mut conditions, HEALTHY, true, Reason::Healthy, "x".repeat(2000), None, &at(1));
+        set(&mut conditions, READY, true, Reason::Succeeded, "ok", None, &at(1));
         let types: Vec<_> = conditions.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, [READY, HEALTHY]);
         assert!(conditions[1].message.len() <= 1024 + '…'.len_utf8());
+    }
+
+    #[test]
+    fn every_reason_is_camel_case_and_named_once() {
+        let names: std::collections::BTreeSet<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), Reason::ALL.len());
+        for name in names {
+            assert!(
+                name.starts_with(|c: char| c.is_ascii_uppercase()) && name.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{name}"
+            );
+        }
     }
 }

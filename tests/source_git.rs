@@ -105,11 +105,11 @@ async fn resolves_branches_tags_semver_and_commits() {
     let no_match = resolve(GitReference::Semver(">=3".into())).await.unwrap_err();
     assert_eq!(no_match, SourceError::NoMatchingTag { url: f.server.url(REPO), range: ">=3".into() });
     let invalid = resolve(GitReference::Semver("latest please".into())).await.unwrap_err();
-    assert_eq!(invalid.reason(), "InvalidSemverRange");
+    assert_eq!(invalid.reason().as_str(), "InvalidSemverRange");
     let bad_commit = resolve(GitReference::Commit("not-hex".into())).await.unwrap_err();
-    assert_eq!(bad_commit.reason(), "InvalidReference");
+    assert_eq!(bad_commit.reason().as_str(), "InvalidReference");
     let injected = resolve(branch("main:refs/heads/evil")).await.unwrap_err();
-    assert_eq!(injected.reason(), "InvalidReference");
+    assert_eq!(injected.reason().as_str(), "InvalidReference");
 }
 
 #[tokio::test]
@@ -235,9 +235,9 @@ async fn read_files_walks_directories_sorted_and_skips_what_is_not_a_manifest() 
 
     let missing = f.cache.read_files(&spec, &revision, "nope").await.unwrap_err();
     assert_eq!(missing, SourceError::PathNotFound { path: "nope".into(), revision: revision.name.clone() });
-    assert_eq!(missing.reason(), "PathNotFound");
+    assert_eq!(missing.reason().as_str(), "PathNotFound");
     let escape = f.cache.read_files(&spec, &revision, "../etc").await.unwrap_err();
-    assert_eq!(escape.reason(), "PathNotFound");
+    assert_eq!(escape.reason().as_str(), "PathNotFound");
 
     // The root holds a non-UTF-8 manifest: the error names it.
     let root = f.cache.read_files(&spec, &revision, "").await.unwrap_err();
@@ -273,7 +273,7 @@ async fn credentials_are_checked_and_never_shown() {
     assert_eq!(anonymous, SourceError::AuthenticationFailed { url: url.clone() });
     // A full commit resolves without fetching, but not without access to the repository.
     let commit = f.cache.resolve(&f.spec(GitReference::Commit(sha.clone()))).await.unwrap_err();
-    assert_eq!(commit.reason(), "AuthenticationFailed");
+    assert_eq!(commit.reason().as_str(), "AuthenticationFailed");
 
     let basic = f.basic(branch("main"), PASS);
     let revision = f.cache.resolve(&basic).await.unwrap();
@@ -287,7 +287,7 @@ async fn credentials_are_checked_and_never_shown() {
     // Credentials embedded in the URL work, and are redacted from messages.
     let embedded = SourceSpec { url: f.server.url_with_credentials(REPO), ..f.spec(branch("nope")) };
     let err = f.cache.resolve(&embedded).await.unwrap_err();
-    assert_eq!(err.reason(), "RefNotFound");
+    assert_eq!(err.reason().as_str(), "RefNotFound");
     assert!(!err.to_string().contains(PASS), "{err}");
     // Nothing secret was written into the cache directory.
     let leaked = grep_dir(f.cache_dir.path(), PASS.as_bytes());
@@ -305,12 +305,12 @@ async fn missing_repository_branch_and_tag_are_told_apart() {
     assert_eq!(err, SourceError::RefNotFound { url: f.server.url(REPO), reference: "branch nope".into() });
     assert_eq!(err.to_string(), format!("branch nope not found in {}: check spec.source.ref", f.server.url(REPO)));
     let err = f.cache.resolve(&f.spec(GitReference::Tag("v9".into()))).await.unwrap_err();
-    assert_eq!(err.reason(), "RefNotFound");
+    assert_eq!(err.reason().as_str(), "RefNotFound");
     let unknown = "0123456789abcdef0123456789abcdef01234567";
     let spec = f.spec(GitReference::Commit(unknown.into()));
     let revision = f.cache.resolve(&spec).await.unwrap();
     let err = f.cache.ensure(&spec, &revision).await.unwrap_err();
-    assert_eq!(err.reason(), "RefNotFound", "{err}");
+    assert_eq!(err.reason().as_str(), "RefNotFound", "{err}");
 }
 
 #[tokio::test]
@@ -411,7 +411,7 @@ async fn file_sources_only_when_allowed() {
 
     for url in ["ext::sh -c touch% /tmp/tugboat-pwned", "fd::3", "/srv/repo.git", "ftp://host/repo.git"] {
         let spec = SourceSpec { url: url.into(), ..f.spec(branch("main")) };
-        assert_eq!(allowed.resolve(&spec).await.unwrap_err().reason(), "UnsupportedUrl", "{url}");
+        assert_eq!(allowed.resolve(&spec).await.unwrap_err().reason().as_str(), "UnsupportedUrl", "{url}");
     }
 }
 
@@ -426,7 +426,7 @@ async fn unreachable_and_hanging_remotes_are_transient() {
     let spec = |url: String| SourceSpec { url, reference: branch("main"), credentials: None };
 
     let err = cache.resolve(&spec(format!("http://127.0.0.1:{port}/team/app.git"))).await.unwrap_err();
-    assert_eq!(err.reason(), "Unreachable", "{err}");
+    assert_eq!(err.reason().as_str(), "Unreachable", "{err}");
     assert!(err.is_transient());
 
     // A server that accepts and then says nothing: git must be stopped by the timeout.

@@ -125,7 +125,7 @@ async fn an_unknown_host_key_is_refused() {
     // No known_hosts entry at all is refused too (StrictHostKeyChecking=yes, never trust on first use).
     let spec = f.spec(identity.clone(), String::new());
     let err = f.cache.resolve(&spec).await.unwrap_err();
-    assert_eq!(err.reason(), "HostKeyVerificationFailed", "{err}");
+    assert_eq!(err.reason().as_str(), "HostKeyVerificationFailed", "{err}");
     assert_no_key(&err, &identity);
 }
 

@@ -9,7 +9,7 @@ use super::inputs::Work;
 use super::pipeline::{Phase, Run};
 use super::{Context, events};
 use crate::api::GitOpsApplicationStatus;
-use crate::conditions::reasons;
+use crate::conditions::Reason;
 use crate::deploy::plan;
 use crate::render;
 
@@ -36,15 +36,15 @@ pub(super) async fn render_and_plan(
         }
         Err(error) => {
             let message = format!("revision {}: {error}", revision.name);
-            events::publish(context, app, true, reasons::RENDER_FAILED, message.clone()).await;
-            return Err(run.fail(reasons::RENDER_FAILED, message, interval).await);
+            events::publish(context, app, true, Reason::RenderFailed.as_str(), message.clone()).await;
+            return Err(run.fail(Reason::RenderFailed, message, interval).await);
         }
     };
     match plan::plan(&rendered.objects, &run.owner().map_err(Err)?) {
         Ok(planned) => Ok(planned),
         Err(error) => {
             let message = format!("revision {}: {error}", revision.name);
-            Err(run.fail(reasons::PLAN_FAILED, message, interval).await)
+            Err(run.fail(Reason::PlanFailed, message, interval).await)
         }
     }
 }

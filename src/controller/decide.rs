@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::conditions::reasons;
+use crate::conditions::Reason;
 use crate::deploy::health::Rollout;
 use crate::deploy::{DeployError, Outcome};
 use crate::outgoing::dispatch::GateAnswer;
@@ -148,11 +148,11 @@ pub enum Ending {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conclusion {
     pub ok: bool,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
     pub retry: Duration,
     /// Healthy condition: `Some((healthy, reason, message))` when workloads were judged.
-    pub healthy: Option<(bool, &'static str, String)>,
+    pub healthy: Option<(bool, Reason, String)>,
 }
 
 /// The report of one deployment of `revision`; `summary` says what the apply did (see
@@ -162,7 +162,7 @@ pub fn conclude(revision: &str, summary: Option<&str>, ending: &Ending, interval
     let failed = |reason, message, retry| Conclusion { ok: false, reason, message, retry, healthy: None };
     match ending {
         Ending::GateRefused(why) => {
-            failed(reasons::GATE_FAILED, format!("revision {revision}: {why}; nothing was applied"), interval)
+            failed(Reason::GateFailed, format!("revision {revision}: {why}; nothing was applied"), interval)
         }
         Ending::ApplyFailed(error) => {
             let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval };
@@ -170,21 +170,21 @@ pub fn conclude(revision: &str, summary: Option<&str>, ending: &Ending, interval
         }
         Ending::Unhealthy(why) => Conclusion {
             ok: false,
-            reason: reasons::HEALTH_CHECK_FAILED,
+            reason: Reason::HealthCheckFailed,
             message: format!("{summary}, but {why}"),
             retry: interval,
-            healthy: Some((false, reasons::HEALTH_CHECK_FAILED, why.clone())),
+            healthy: Some((false, Reason::HealthCheckFailed, why.clone())),
         },
         Ending::AfterGateRefused(why) => Conclusion {
             ok: false,
-            reason: reasons::GATE_FAILED,
+            reason: Reason::GateFailed,
             message: format!("{summary}, but {why}"),
             retry: interval,
             healthy: Some(rolled_out()),
         },
         Ending::Succeeded => Conclusion {
             ok: true,
-            reason: reasons::SUCCEEDED,
+            reason: Reason::Succeeded,
             message: summary,
             retry: interval,
             healthy: Some(rolled_out()),
@@ -192,8 +192,8 @@ pub fn conclude(revision: &str, summary: Option<&str>, ending: &Ending, interval
     }
 }
 
-fn rolled_out() -> (bool, &'static str, String) {
-    (true, reasons::HEALTHY, "Every changed workload rolled out".to_owned())
+fn rolled_out() -> (bool, Reason, String) {
+    (true, Reason::Healthy, "Every changed workload rolled out".to_owned())
 }
 
 /// What an apply did, in one sentence: recorded when it happened, reported when it finishes.
@@ -232,14 +232,14 @@ mod tests {
             "Applied revision main@sha1:abc; pruned ConfigMap/old; paused, so not restarted: Deployment/held"
         );
         // case, how it ended, Ready, reason, message, Healthy
-        type Row = (&'static str, Ending, bool, &'static str, String, Option<bool>);
+        type Row = (&'static str, Ending, bool, Reason, String, Option<bool>);
         let table: Vec<Row> = vec![
-            ("healthy, gates passed or none", Ending::Succeeded, true, reasons::SUCCEEDED, summary.clone(), Some(true)),
+            ("healthy, gates passed or none", Ending::Succeeded, true, Reason::Succeeded, summary.clone(), Some(true)),
             (
                 "healthy, an AfterDeployment gate failed",
                 Ending::AfterGateRefused("gate g answered 500".into()),
                 false,
-                reasons::GATE_FAILED,
+                Reason::GateFailed,
                 format!("{summary}, but gate g answered 500"),
                 Some(true),
             ),
@@ -247,7 +247,7 @@ mod tests {
                 "unhealthy",
                 Ending::Unhealthy("Deployment/web: timed out".into()),
                 false,
-                reasons::HEALTH_CHECK_FAILED,
+                Reason::HealthCheckFailed,
                 format!("{summary}, but Deployment/web: timed out"),
                 Some(false),
             ),
@@ -255,7 +255,7 @@ mod tests {
                 "a BeforeDeployment gate refused",
                 Ending::GateRefused("gate g answered 403".into()),
                 false,
-                reasons::GATE_FAILED,
+                Reason::GateFailed,
                 "revision main@sha1:abc: gate g answered 403; nothing was applied".into(),
                 None,
             ),
@@ -275,7 +275,8 @@ mod tests {
         let db = |state: Rollout| ("StatefulSet/db".to_owned(), state);
         let progressing = || Rollout::Progressing("1 of 2 updated replicas available".into());
         // case, states, deadline passed, progress
-        let table: Vec<(&str, Vec<(String, Rollout)>, bool, Progress)> = vec![
+        type Row = (&'static str, Vec<(String, Rollout)>, bool, Progress);
+        let table: Vec<Row> = vec![
             ("nothing to wait for", vec![], false, Progress::Done),
             ("all complete or paused", vec![web(Rollout::Complete), db(Rollout::Paused)], false, Progress::Done),
             (
@@ -308,7 +309,9 @@ mod tests {
         let a = |answer: GateAnswer| ("OutgoingWebhook/a".to_owned(), answer);
         let b = |answer: GateAnswer| ("OutgoingWebhook/b".to_owned(), answer);
         let refused = || GateAnswer::Refused("OutgoingWebhook/b terminal: state TERMINAL".into());
-        let table: Vec<(&str, Vec<(String, GateAnswer)>, bool, Progress)> = vec![
+        // case, answers, deadline passed, progress
+        type Row = (&'static str, Vec<(String, GateAnswer)>, bool, Progress);
+        let table: Vec<Row> = vec![
             ("all passed", vec![a(GateAnswer::Passed), b(GateAnswer::Passed)], false, Progress::Done),
             (
                 "one refused while another waits",
@@ -345,7 +348,7 @@ mod tests {
     fn a_failed_apply_is_retried_soon_only_when_the_failure_may_pass_by_itself() {
         let transient = DeployError::Transport(kube::Error::Service("connection reset".into()));
         let c = conclude(REV, None, &Ending::ApplyFailed(transient), INTERVAL);
-        assert_eq!((c.ok, c.reason, c.retry), (false, "ApiServerUnreachable", TRANSIENT_RETRY));
+        assert_eq!((c.ok, c.reason, c.retry), (false, Reason::ApiServerUnreachable, TRANSIENT_RETRY));
         assert!(c.message.starts_with("revision main@sha1:abc: "), "{}", c.message);
         let refused = DeployError::Invalid {
             origin: "deploy/web.yaml".into(),
@@ -353,7 +356,11 @@ mod tests {
             message: "spec.replicas: must be an integer".into(),
         };
         let c = conclude(REV, None, &Ending::ApplyFailed(refused), INTERVAL);
-        assert_eq!((c.ok, c.reason, c.retry), (false, "ValidationFailed", INTERVAL), "waits for a new commit or spec");
+        assert_eq!(
+            (c.ok, c.reason, c.retry),
+            (false, Reason::ValidationFailed, INTERVAL),
+            "waits for a new commit or spec"
+        );
         assert!(c.healthy.is_none(), "no workload was judged");
     }
 

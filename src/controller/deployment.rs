@@ -23,7 +23,7 @@ use super::{Context, Error, build, events, notify};
 use crate::api::{
     DeploymentPhase, DeploymentRecord, DeploymentResult, EventData, HookGate, InventoryEntry, TriggerRecord,
 };
-use crate::conditions::{self, HEALTHY, READY, RECONCILING, reasons};
+use crate::conditions::{self, HEALTHY, READY, RECONCILING, Reason};
 use crate::deploy::plan::PlannedObject;
 use crate::deploy::{DeployRequest, RestartSelection};
 
@@ -68,7 +68,7 @@ pub(super) async fn start(run: &mut Run<'_>, context: &Context, work: &Work) -> 
         previous_revision: run.status.last_applied_revision.clone(),
     };
     push_deployment(&mut run.status, record);
-    run.condition(RECONCILING, true, reasons::DEPLOYING, format!("Deploying revision {}", revision.name));
+    run.condition(RECONCILING, true, Reason::Deploying, format!("Deploying revision {}", revision.name));
     run.write().await?;
     context.remember(&id);
     events::publish_in_background(
@@ -122,7 +122,7 @@ pub(super) async fn carry_on(
     match phase {
         DeploymentPhase::AwaitingGates => match gates(run, context, &record, HookGate::BeforeDeployment).await? {
             Progress::Waiting(what) => {
-                wait(run, reasons::AWAITING_GATES, format!("Waiting for {what}"), GATE_RECHECK).await
+                wait(run, Reason::AwaitingGates, format!("Waiting for {what}"), GATE_RECHECK).await
             }
             Progress::Failed(why) => finish(run, context, checked, Ending::GateRefused(why)).await,
             Progress::Done => {
@@ -134,7 +134,7 @@ pub(super) async fn carry_on(
         DeploymentPhase::RollingOut => rollout(run, context, checked).await,
         DeploymentPhase::AwaitingAfterGates => match gates(run, context, &record, HookGate::AfterDeployment).await? {
             Progress::Waiting(what) => {
-                wait(run, reasons::AWAITING_GATES, format!("Waiting for {what}"), GATE_RECHECK).await
+                wait(run, Reason::AwaitingGates, format!("Waiting for {what}"), GATE_RECHECK).await
             }
             Progress::Failed(why) => finish(run, context, checked, Ending::AfterGateRefused(why)).await,
             Progress::Done => finish(run, context, checked, Ending::Succeeded).await,
@@ -214,7 +214,7 @@ async fn rollout(run: &mut Run<'_>, context: &Context, checked: &Validated) -> E
         Ok(states) => states,
         Err(error) => {
             let message = format!("Cannot read the rollout: {error}");
-            return wait(run, reasons::ROLLING_OUT, message, ROLLOUT_RECHECK).await;
+            return wait(run, Reason::RollingOut, message, ROLLOUT_RECHECK).await;
         }
     };
     tracing::debug!(deploy_id = %record.id, ?states, "rollout read");
@@ -224,7 +224,7 @@ async fn rollout(run: &mut Run<'_>, context: &Context, checked: &Validated) -> E
         Progress::Failed(why) => finish(run, context, checked, Ending::Unhealthy(why)).await,
         Progress::Waiting(what) => {
             let recheck = ROLLOUT_RECHECK.min(left + Duration::from_millis(50));
-            wait(run, reasons::ROLLING_OUT, format!("Rolling out: {what}"), recheck).await
+            wait(run, Reason::RollingOut, format!("Rolling out: {what}"), recheck).await
         }
     }
 }
@@ -254,7 +254,7 @@ async fn ask_gates(run: &mut Run<'_>, context: &Context, checked: &Validated, ga
         return finish(run, context, checked, ending).await;
     }
     let names: Vec<String> = record.awaiting.iter().map(|h| format!("OutgoingWebhook/{}", h.name)).collect();
-    wait(run, reasons::AWAITING_GATES, format!("Waiting for {gate:?} hooks: {}", names.join(", ")), GATE_RECHECK).await
+    wait(run, Reason::AwaitingGates, format!("Waiting for {gate:?} hooks: {}", names.join(", ")), GATE_RECHECK).await
 }
 
 /// What the awaited gate hooks answered. A hook that does not show the delivery yet is asked
@@ -282,7 +282,7 @@ async fn gates(
 }
 
 /// Waits in the current phase: Reconciling says for what (written only when it changed).
-async fn wait(run: &mut Run<'_>, reason: &str, message: String, recheck: Duration) -> Exit {
+async fn wait(run: &mut Run<'_>, reason: Reason, message: String, recheck: Duration) -> Exit {
     run.condition(RECONCILING, true, reason, message);
     run.write_if_changed().await?;
     Ok(Action::requeue(recheck))
@@ -297,7 +297,7 @@ async fn finish(run: &mut Run<'_>, context: &Context, checked: &Validated, endin
     let conclusion = decide::conclude(&record.revision, summary, &ending, checked.interval);
     conditions::clear(&mut run.status.conditions, RECONCILING);
     if let Some((healthy, reason, message)) = &conclusion.healthy {
-        run.condition(HEALTHY, *healthy, reason, message.clone());
+        run.condition(HEALTHY, *healthy, *reason, message.clone());
     }
     let rolled_out = conclusion.healthy.as_ref().is_some_and(|(healthy, _, _)| *healthy);
     let decide::Conclusion { ok, reason, message, retry, .. } = conclusion;

@@ -16,7 +16,7 @@ use super::decide::{self, Asked, Freshness, TRANSIENT_RETRY, Validated};
 use super::pipeline::{Exit, Phase, Run};
 use super::{Context, Error, RECONCILE_REQUESTED_ANNOTATION, credentials, events, notify};
 use crate::api::{DeploymentRecord, GitOpsApplication, GitOpsApplicationStatus, UpdateMechanism};
-use crate::conditions::{self, DEFERRED, reasons};
+use crate::conditions::{self, DEFERRED, Reason};
 use crate::source::{GitReference, Revision, SourceSpec};
 
 /// The revision to deploy and what it is deployed with, once the trigger (if any) is claimed.
@@ -91,7 +91,7 @@ async fn load_credentials(
         Ok(credentials) => Ok(Some(credentials)),
         Err(error) => {
             let retry = interval.min(Duration::from_secs(60));
-            Err(run.fail(reasons::SECRET_NOT_FOUND, error.to_string(), retry).await)
+            Err(run.fail(Reason::SecretNotFound, error.to_string(), retry).await)
         }
     }
 }
@@ -163,7 +163,7 @@ pub(super) async fn recorded_work(
     let source = source_spec(app, load_credentials(run, context, checked.interval).await?);
     let Some(revision) = Revision::from_name(&record.revision) else {
         let message = format!("deployment {}: cannot read its revision {:?}", record.id, record.revision);
-        return Err(run.fail(reasons::RECORD_UNREADABLE, message, checked.interval).await);
+        return Err(run.fail(Reason::RecordUnreadable, message, checked.interval).await);
     };
     let trigger = run.status.last_trigger.clone().filter(|t| record.trigger_id.as_deref() == Some(t.id.as_str()));
     let variables = merged_variables(&app.spec.variables, &run.status.variables);
@@ -193,7 +193,7 @@ async fn defer(
         t.next_window_start = next_open.map(Time);
         t
     });
-    run.condition(DEFERRED, true, reasons::DEFERRED, message.clone());
+    run.condition(DEFERRED, true, Reason::OutsideChangeWindow, message.clone());
     run.write().await?;
     if newly {
         events::publish(context, run.app, false, "DeploymentDeferred", message).await;

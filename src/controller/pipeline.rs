@@ -22,7 +22,7 @@ use kube::{Api, ResourceExt};
 
 use super::{Context, Error, FINALIZER, build, decide, deployment, events, inputs, notify, status};
 use crate::api::{DeploymentRecord, DeploymentResult, GitOpsApplication, GitOpsApplicationStatus};
-use crate::conditions::{self, READY, RECONCILING, STALLED, reasons};
+use crate::conditions::{self, READY, RECONCILING, Reason, STALLED};
 use crate::deploy::plan::Owner;
 
 #[tracing::instrument(skip_all, fields(application = %app.name_any(), namespace = app.namespace().unwrap_or_default()))]
@@ -66,7 +66,7 @@ pub(super) type Exit = Result<Action, Error>;
 pub(super) type Phase<T> = Result<T, Exit>;
 
 impl Run<'_> {
-    pub fn condition(&mut self, type_: &str, ok: bool, reason: &str, message: impl Into<String>) {
+    pub fn condition(&mut self, type_: &str, ok: bool, reason: Reason, message: impl Into<String>) {
         conditions::set(&mut self.status.conditions, type_, ok, reason, message, self.generation, &now());
     }
 
@@ -80,8 +80,8 @@ impl Run<'_> {
     }
 
     /// Ready=False with `reason`; Reconciling cleared.
-    pub async fn fail(&mut self, reason: &str, message: String, retry: Duration) -> Exit {
-        tracing::info!(application = %self.app.name_any(), reason, %message, "not ready");
+    pub async fn fail(&mut self, reason: Reason, message: String, retry: Duration) -> Exit {
+        tracing::info!(application = %self.app.name_any(), %reason, %message, "not ready");
         self.condition(READY, false, reason, message);
         conditions::clear(&mut self.status.conditions, RECONCILING);
         self.write().await?;
@@ -128,15 +128,15 @@ async fn check(run: &mut Run<'_>, context: &Context) -> Phase<decide::Validated>
         Ok(checked) => checked,
         Err(message) => {
             run.status.observed_generation = run.generation;
-            run.condition(STALLED, true, reasons::INVALID_SPEC, message.clone());
-            run.fail(reasons::INVALID_SPEC, message, Duration::ZERO).await.map_err(Err)?;
+            run.condition(STALLED, true, Reason::InvalidSpec, message.clone());
+            run.fail(Reason::InvalidSpec, message, Duration::ZERO).await.map_err(Err)?;
             return Err(Ok(Action::await_change()));
         }
     };
     conditions::clear(&mut run.status.conditions, STALLED);
     if run.app.spec.suspend {
         run.status.observed_generation = run.generation;
-        run.condition(READY, false, reasons::SUSPENDED, "Deployments are suspended (spec.suspend is true)");
+        run.condition(READY, false, Reason::Suspended, "Deployments are suspended (spec.suspend is true)");
         run.write().await.map_err(Err)?;
         return Err(Ok(Action::await_change()));
     }

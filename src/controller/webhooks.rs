@@ -11,7 +11,7 @@ use kube::{Api, Client, ResourceExt};
 
 use super::Error;
 use crate::api::{Webhook, WebhookStatus};
-use crate::conditions::{self, READY};
+use crate::conditions::{self, READY, Reason};
 use crate::shared_watch::SharedWatch;
 use crate::status_patch::{self, Precondition};
 
@@ -48,16 +48,22 @@ async fn reconcile(webhook: Arc<Webhook>, client: Arc<Client>) -> Result<Action,
     status.observed_generation = generation;
     let now = Time(jiff::Timestamp::now());
     let problem = match missing_secret(&client, &namespace, &webhook).await? {
-        Some(problem) => Some(("SecretNotFound", problem)),
-        None => missing_target(&client, &namespace, &webhook).await?.map(|p| ("TargetNotFound", p)),
+        Some(problem) => Some((Reason::SecretNotFound, problem)),
+        None => missing_target(&client, &namespace, &webhook).await?.map(|p| (Reason::TargetNotFound, p)),
     };
     match problem {
         Some((reason, problem)) => {
             conditions::set(&mut status.conditions, READY, false, reason, problem, generation, &now)
         }
-        None => {
-            conditions::set(&mut status.conditions, READY, true, "Ready", format!("call POST {path}"), generation, &now)
-        }
+        None => conditions::set(
+            &mut status.conditions,
+            READY,
+            true,
+            Reason::Ready,
+            format!("call POST {path}"),
+            generation,
+            &now,
+        ),
     }
     if webhook.status.as_ref() != Some(&status) {
         write_status(&client, &namespace, &webhook, &status).await?;

@@ -1,5 +1,7 @@
 //! Why a deployment failed, with the object and manifest it concerns.
 
+use crate::conditions::Reason;
+
 /// A failed step of a deployment.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -25,15 +27,15 @@ pub enum DeployError {
 
 impl DeployError {
     /// CamelCase reason for the Ready condition.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::UnknownKind { .. } | Self::Invalid { .. } => "ValidationFailed",
-            Self::Forbidden { .. } => "Forbidden",
-            Self::ApplyFailed { .. } | Self::CrdNotEstablished { .. } => "ApplyFailed",
-            Self::PruneFailed { .. } => "PruneFailed",
-            Self::RestartFailed { .. } => "RestartFailed",
-            Self::Impersonation { .. } => "ImpersonationFailed",
-            Self::Transport(_) => "ApiServerUnreachable",
+            Self::UnknownKind { .. } | Self::Invalid { .. } => Reason::ValidationFailed,
+            Self::Forbidden { .. } => Reason::Forbidden,
+            Self::ApplyFailed { .. } | Self::CrdNotEstablished { .. } => Reason::ApplyFailed,
+            Self::PruneFailed { .. } => Reason::PruneFailed,
+            Self::RestartFailed { .. } => Reason::RestartFailed,
+            Self::Impersonation { .. } => Reason::ImpersonationFailed,
+            Self::Transport(_) => Reason::ApiServerUnreachable,
         }
     }
 

@@ -35,7 +35,7 @@ use crate::api::{
     DeliveryRecord, DeliveryResult, DeliverySummary, EventData, EventType, GitOpsApplication, HookGate, InventoryEntry,
     OutgoingWebhook, OutgoingWebhookStatus, PendingDelivery,
 };
-use crate::conditions::{self, READY};
+use crate::conditions::{self, READY, Reason};
 use crate::shared_watch::SharedWatch;
 use crate::status_patch::{self, Precondition, Written};
 
@@ -50,15 +50,6 @@ const CLAIM: Duration = Duration::from_secs(15);
 pub const DEFAULT_SECRET_KEY: &str = "secret";
 /// A hook with nothing pending is looked at again after this (its spec check, a missed event).
 const IDLE_RESYNC: Duration = Duration::from_secs(300);
-
-/// Condition reasons of OutgoingWebhooks.
-pub mod reasons {
-    pub const VALID: &str = "Valid";
-    pub const INVALID_SPEC: &str = "InvalidSpec";
-    pub const DELIVERED: &str = "Delivered";
-    pub const DELIVERY_FAILED: &str = "DeliveryFailed";
-    pub const CONFIGURATION_ERROR: &str = "ConfigurationError";
-}
 
 /// What a gate hook's status says about one deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,8 +316,8 @@ impl Outgoing {
                     return true;
                 }
                 let (ok, reason, message) = match &verdict {
-                    Ok(()) => (true, reasons::VALID, "ready to deliver".to_owned()),
-                    Err(message) => (false, reasons::INVALID_SPEC, message.clone()),
+                    Ok(()) => (true, Reason::Valid, "ready to deliver".to_owned()),
+                    Err(message) => (false, Reason::InvalidSpec, message.clone()),
                 };
                 conditions::set(&mut status.conditions, READY, ok, reason, message, generation, &now());
                 true
@@ -466,11 +457,11 @@ fn answer_of(label: &str, status: Option<&OutgoingWebhookStatus>, id: &str) -> G
 }
 
 /// Ready after a finished delivery: its result, and one sentence saying so.
-fn ready_after(id: &str, step: &Step) -> (bool, &'static str, String) {
+fn ready_after(id: &str, step: &Step) -> (bool, Reason, String) {
     let (ok, reason) = match (step.record.result, step.config_error) {
-        (DeliveryResult::Succeeded, _) => (true, reasons::DELIVERED),
-        (_, true) => (false, reasons::CONFIGURATION_ERROR),
-        _ => (false, reasons::DELIVERY_FAILED),
+        (DeliveryResult::Succeeded, _) => (true, Reason::Delivered),
+        (_, true) => (false, Reason::ConfigurationError),
+        _ => (false, Reason::DeliveryFailed),
     };
     let event = event::name(step.record.event);
     let (result, attempt) = (&step.record.result, step.record.attempt);

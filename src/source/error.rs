@@ -1,5 +1,7 @@
 //! `SourceError`: what went wrong with a Git source, classified so conditions and retries can act on it.
 
+use crate::conditions::Reason;
+
 use super::url::redact_text;
 
 /// Longest piece of git's stderr kept in a message: enough to diagnose, short enough for a status.
@@ -55,24 +57,24 @@ pub enum SourceError {
 
 impl SourceError {
     /// CamelCase reason for a Kubernetes condition.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            SourceError::AuthenticationFailed { .. } => "AuthenticationFailed",
-            SourceError::HostKeyVerificationFailed { .. } => "HostKeyVerificationFailed",
-            SourceError::RepositoryNotFound { .. } => "RepositoryNotFound",
-            SourceError::RefNotFound { .. } => "RefNotFound",
-            SourceError::NoMatchingTag { .. } => "NoMatchingTag",
-            SourceError::InvalidSemverRange { .. } => "InvalidSemverRange",
-            SourceError::InvalidReference { .. } => "InvalidReference",
-            SourceError::Unreachable { .. } => "Unreachable",
-            SourceError::Timeout { .. } => "Timeout",
-            SourceError::PathNotFound { .. } => "PathNotFound",
-            SourceError::NotUtf8 { .. } => "NotUtf8",
-            SourceError::TooLarge { .. } => "TooLarge",
-            SourceError::FileSourcesDisabled { .. } => "FileSourcesDisabled",
-            SourceError::UnsupportedUrl { .. } => "UnsupportedUrl",
-            SourceError::Git { .. } => "GitFailed",
-            SourceError::Io { .. } => "CacheIOFailed",
+            SourceError::AuthenticationFailed { .. } => Reason::AuthenticationFailed,
+            SourceError::HostKeyVerificationFailed { .. } => Reason::HostKeyVerificationFailed,
+            SourceError::RepositoryNotFound { .. } => Reason::RepositoryNotFound,
+            SourceError::RefNotFound { .. } => Reason::RefNotFound,
+            SourceError::NoMatchingTag { .. } => Reason::NoMatchingTag,
+            SourceError::InvalidSemverRange { .. } => Reason::InvalidSemverRange,
+            SourceError::InvalidReference { .. } => Reason::InvalidReference,
+            SourceError::Unreachable { .. } => Reason::Unreachable,
+            SourceError::Timeout { .. } => Reason::Timeout,
+            SourceError::PathNotFound { .. } => Reason::PathNotFound,
+            SourceError::NotUtf8 { .. } => Reason::NotUtf8,
+            SourceError::TooLarge { .. } => Reason::TooLarge,
+            SourceError::FileSourcesDisabled { .. } => Reason::FileSourcesDisabled,
+            SourceError::UnsupportedUrl { .. } => Reason::UnsupportedUrl,
+            SourceError::Git { .. } => Reason::GitFailed,
+            SourceError::Io { .. } => Reason::CacheIOFailed,
         }
     }
 
@@ -187,7 +189,7 @@ mod tests {
             ("fatal: bad object deadbeef", "GitFailed"),
         ];
         for (stderr, reason) in cases {
-            assert_eq!(classify(stderr, URL, "branch nope").reason(), reason, "{stderr}");
+            assert_eq!(classify(stderr, URL, "branch nope").reason().as_str(), reason, "{stderr}");
         }
     }
 

@@ -138,6 +138,7 @@ pub(crate) fn tags_with_commits<'a>(refs: &[(&'a str, &'a str)]) -> Vec<(&'a str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conditions::Reason;
 
     const A: &str = "1111111111111111111111111111111111111111";
     const B: &str = "2222222222222222222222222222222222222222";
@@ -149,7 +150,7 @@ mod tests {
             validate_ref_name("branch", good).unwrap();
         }
         for bad in ["", "a:b", "+main", "-x", "a..b", "a b", "x*", ".hidden", "a/.b", "x.lock", "a//b", "a@{1}", "a/"] {
-            assert_eq!(validate_ref_name("branch", bad).unwrap_err().reason(), "InvalidReference", "{bad:?}");
+            assert_eq!(validate_ref_name("branch", bad).unwrap_err().reason(), Reason::InvalidReference, "{bad:?}");
         }
         assert_eq!(validate_commit("ABCDEF1").unwrap(), "abcdef1");
         assert!(validate_commit("abc").is_err() && validate_commit("xyz1234").is_err());
@@ -177,7 +178,7 @@ mod tests {
         assert_eq!(pick(">=3"), None);
         assert_eq!(pick(">=1.5.0-rc.0, <1.6.0"), Some("v1.5.0-rc.1"));
         for bad in ["", "not a range", ">=", "1.2.3.4.5"] {
-            assert_eq!(Range::parse(bad).unwrap_err().reason(), "InvalidSemverRange", "{bad:?}");
+            assert_eq!(Range::parse(bad).unwrap_err().reason(), Reason::InvalidSemverRange, "{bad:?}");
         }
     }
 }
