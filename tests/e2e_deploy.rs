@@ -440,7 +440,8 @@ async fn a_spec_the_operator_cannot_serve_stalls_without_retrying() {
     assert_eq!(later.metadata.resource_version, version, "a stalled application is left alone until its spec changes");
 }
 
-/// With `--concurrency 1`, an application waiting for a slow rollout gives its work slot back:
+/// With `--concurrency 1`, an application waiting for a slow rollout holds no reconcile (its
+/// rollout is a persisted phase):
 /// another application deploys meanwhile instead of queueing behind that rollout.
 #[tokio::test]
 async fn a_slow_rollout_does_not_hold_up_other_applications() {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::api::{DeploymentPhase, DeploymentRecord, DeploymentResult};
 use crate::conditions::Reason;
 use crate::deploy::health::Rollout;
 use crate::deploy::{DeployError, Outcome};
@@ -13,6 +14,7 @@ use crate::window::Windows;
 pub const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
 
 /// The spec, checked once: what later phases need from it, parsed.
+#[derive(Debug)]
 pub struct Validated {
     /// `spec.updates.interval`: polls and drift correction.
     pub interval: Duration,
@@ -44,6 +46,40 @@ pub fn validate(spec: &crate::api::GitOpsApplicationSpec, limits: &Limits<'_>) -
         .map_err(|e| format!("spec.{e}"))?;
     let interval = spec.updates.interval.parse().map_err(|e| format!("spec.updates.interval: {e}"))?;
     Ok(Validated { interval, windows, health_timeout })
+}
+
+/// What a reconcile does, decided from the checked spec and the newest deployment record
+/// before anything is fetched.
+#[derive(Debug)]
+pub enum Plan {
+    /// The spec can never work: Stalled until it changes (no retry loop).
+    Stall(String),
+    /// `spec.suspend`: nothing happens until it is unset (a deployment under way waits too).
+    Suspend,
+    /// A deployment is under way: the next step of its phase. New calls and commits wait.
+    CarryOn(Validated, Box<DeploymentRecord>),
+    /// Look at the inputs: up to date, deferred by a change window, or a new deployment.
+    Inputs(Validated),
+}
+
+/// See [`Plan`]. A `Running` record without a phase was written by an older tugboat that
+/// stopped mid-deployment: it is applied again, like an interrupted `Applying`.
+pub fn plan(checked: Result<Validated, String>, suspend: bool, last: Option<&DeploymentRecord>) -> Plan {
+    let checked = match checked {
+        Ok(checked) => checked,
+        Err(message) => return Plan::Stall(message),
+    };
+    if suspend {
+        return Plan::Suspend;
+    }
+    match last {
+        Some(record) if record.result == DeploymentResult::Running && record.finished_at.is_none() => {
+            let mut record = record.clone();
+            record.phase.get_or_insert(DeploymentPhase::Applying);
+            Plan::CarryOn(checked, Box::new(record))
+        }
+        _ => Plan::Inputs(checked),
+    }
 }
 
 /// What asks for this reconcile, beyond the passing of time.
@@ -362,6 +398,78 @@ mod tests {
             "waits for a new commit or spec"
         );
         assert!(c.healthy.is_none(), "no workload was judged");
+    }
+
+    #[test]
+    fn the_plan_follows_the_spec_then_the_deployment_under_way() {
+        let valid = || Ok(Validated { interval: INTERVAL, windows: Default::default(), health_timeout: INTERVAL });
+        let record = |result: &str, phase: Option<&str>, finished: bool| -> DeploymentRecord {
+            let mut json =
+                serde_json::json!({"id": "d1", "revision": REV, "startedAt": "2026-01-01T00:00:00Z", "result": result});
+            if let Some(phase) = phase {
+                json["phase"] = serde_json::json!(phase);
+            }
+            if finished {
+                json["finishedAt"] = serde_json::json!("2026-01-01T00:01:00Z");
+            }
+            serde_json::from_value(json).expect("record")
+        };
+        let rolling = record("Running", Some("RollingOut"), false);
+        // What a plan says, for comparing: its name and the phase carried on.
+        let summary = |plan: Plan| match plan {
+            Plan::Stall(message) => format!("stall: {message}"),
+            Plan::Suspend => "suspend".to_owned(),
+            Plan::CarryOn(_, record) => format!("carry on {:?}", record.phase),
+            Plan::Inputs(_) => "inputs".to_owned(),
+        };
+        // case, spec check, suspend, newest record, plan
+        type Row = (&'static str, Result<Validated, String>, bool, Option<DeploymentRecord>, &'static str);
+        let table: Vec<Row> = vec![
+            (
+                "an invalid spec stalls",
+                Err("spec.healthTimeout: bad".into()),
+                false,
+                None,
+                "stall: spec.healthTimeout: bad",
+            ),
+            ("an invalid spec stalls even mid-rollout", Err("x".into()), false, Some(rolling.clone()), "stall: x"),
+            ("suspended", valid(), true, Some(rolling.clone()), "suspend"),
+            ("nothing ever deployed", valid(), false, None, "inputs"),
+            ("the last one finished", valid(), false, Some(record("Succeeded", None, true)), "inputs"),
+            ("a failed one is not carried on", valid(), false, Some(record("Failed", None, true)), "inputs"),
+            ("rolling out", valid(), false, Some(rolling), "carry on Some(RollingOut)"),
+            (
+                "awaiting gates",
+                valid(),
+                false,
+                Some(record("Running", Some("AwaitingGates"), false)),
+                "carry on Some(AwaitingGates)",
+            ),
+            (
+                "awaiting after gates",
+                valid(),
+                false,
+                Some(record("Running", Some("AwaitingAfterGates"), false)),
+                "carry on Some(AwaitingAfterGates)",
+            ),
+            (
+                "interrupted while applying",
+                valid(),
+                false,
+                Some(record("Running", Some("Applying"), false)),
+                "carry on Some(Applying)",
+            ),
+            (
+                "an older tugboat's record",
+                valid(),
+                false,
+                Some(record("Running", None, false)),
+                "carry on Some(Applying)",
+            ),
+        ];
+        for (case, checked, suspend, last, want) in table {
+            assert_eq!(summary(plan(checked, suspend, last.as_ref())), want, "{case}");
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@ mod deployment;
 mod error;
 mod events;
 mod inputs;
+#[cfg(test)]
+mod mock_api;
 mod notify;
 mod pipeline;
 mod status;

@@ -20,8 +20,9 @@ use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt};
 
-use super::{Context, Error, FINALIZER, build, decide, deployment, events, inputs, notify, status};
-use crate::api::{DeploymentRecord, DeploymentResult, GitOpsApplication, GitOpsApplicationStatus};
+use super::decide::{self, Plan};
+use super::{Context, Error, FINALIZER, build, deployment, events, inputs, notify, status};
+use crate::api::{GitOpsApplication, GitOpsApplicationStatus};
 use crate::conditions::{self, READY, RECONCILING, Reason, STALLED};
 use crate::deploy::plan::Owner;
 
@@ -105,47 +106,47 @@ async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &
     }
 }
 
-/// A deployment in progress is carried on; otherwise: inputs → build → start → carry out.
+/// What the plan says: stall, suspend, carry on the deployment under way, or inputs → build →
+/// start → carry out.
 async fn phases(run: &mut Run<'_>, context: &Context) -> Phase<Action> {
-    let checked = check(run, context).await?;
-    if let Some(unfinished) = unfinished(&run.status) {
-        return Err(deployment::carry_on(run, context, &checked, unfinished).await);
-    }
-    run.status.observed_generation = run.generation;
-    let work = inputs::source_and_trigger(run, context, &checked).await?;
-    let planned = build::render_and_plan(run, context, &work, &checked).await?;
-    let started = deployment::start(run, context, &work).await.map_err(Err)?;
-    Err(deployment::carry_out(run, context, &checked, &work, started, planned).await)
-}
-
-/// A spec that can never work stalls until it changes (no hot loop); a suspended one waits.
-async fn check(run: &mut Run<'_>, context: &Context) -> Phase<decide::Validated> {
     let limits = decide::Limits {
         allow_file_sources: context.settings.allow_file_sources,
         default_windows: &context.settings.default_windows,
     };
-    let checked = match decide::validate(&run.app.spec, &limits) {
-        Ok(checked) => checked,
-        Err(message) => {
-            run.status.observed_generation = run.generation;
-            run.condition(STALLED, true, Reason::InvalidSpec, message.clone());
-            run.fail(Reason::InvalidSpec, message, Duration::ZERO).await.map_err(Err)?;
-            return Err(Ok(Action::await_change()));
+    let checked = decide::validate(&run.app.spec, &limits);
+    match decide::plan(checked, run.app.spec.suspend, run.status.deployments.last()) {
+        Plan::Stall(message) => Err(stall(run, message).await),
+        Plan::Suspend => Err(suspend(run).await),
+        Plan::CarryOn(checked, record) => {
+            conditions::clear(&mut run.status.conditions, STALLED);
+            Err(deployment::carry_on(run, context, &checked, *record).await)
         }
-    };
-    conditions::clear(&mut run.status.conditions, STALLED);
-    if run.app.spec.suspend {
-        run.status.observed_generation = run.generation;
-        run.condition(READY, false, Reason::Suspended, "Deployments are suspended (spec.suspend is true)");
-        run.write().await.map_err(Err)?;
-        return Err(Ok(Action::await_change()));
+        Plan::Inputs(checked) => {
+            conditions::clear(&mut run.status.conditions, STALLED);
+            run.status.observed_generation = run.generation;
+            let work = inputs::source_and_trigger(run, context, &checked).await?;
+            let planned = build::render_and_plan(run, context, &work, &checked).await?;
+            let started = deployment::start(run, context, &work).await.map_err(Err)?;
+            Err(deployment::carry_out(run, context, &checked, &work, started, planned).await)
+        }
     }
-    Ok(checked)
 }
 
-/// The deployment a previous reconcile (or a previous process) started and did not finish.
-fn unfinished(status: &GitOpsApplicationStatus) -> Option<DeploymentRecord> {
-    status.deployments.last().filter(|d| d.result == DeploymentResult::Running && d.finished_at.is_none()).cloned()
+/// A spec that can never work stalls until it changes (no hot loop).
+async fn stall(run: &mut Run<'_>, message: String) -> Exit {
+    run.status.observed_generation = run.generation;
+    run.condition(STALLED, true, Reason::InvalidSpec, message.clone());
+    run.fail(Reason::InvalidSpec, message, Duration::ZERO).await?;
+    Ok(Action::await_change())
+}
+
+/// A suspended application waits for its spec to change.
+async fn suspend(run: &mut Run<'_>) -> Exit {
+    conditions::clear(&mut run.status.conditions, STALLED);
+    run.status.observed_generation = run.generation;
+    run.condition(READY, false, Reason::Suspended, "Deployments are suspended (spec.suspend is true)");
+    run.write().await?;
+    Ok(Action::await_change())
 }
 
 /// Deletion: with `prune: true`, delete every object the application created.

@@ -141,16 +141,8 @@ async fn attempt(
         Ok(policy) => policy,
         Err(error) => return Step { record: with_error(record, error), done: true, config_error: true },
     };
-    let result = send(
-        sender,
-        secret,
-        &pending.id,
-        prepared.method.clone(),
-        prepared.url.clone(),
-        &prepared,
-        prepared.body.as_ref(),
-    )
-    .await;
+    let (method, url) = (prepared.method.clone(), prepared.url.clone());
+    let result = send(sender, secret, &pending.id, method, url, &prepared, prepared.body.as_ref()).await;
     let attempt_number = u32::try_from(pending.attempt.max(1)).unwrap_or(1);
     let (outcome, response) = match result {
         Ok(response) => {
@@ -168,32 +160,15 @@ async fn attempt(
             return Step { record: with_error(record, message), done: true, config_error: true };
         }
     };
-    match retry::decide(&policy, attempt_number, outcome, jitter) {
-        Decision::Done => {
-            let Some(wait_spec) = &hook.spec.wait_for_completion else {
-                record.result = DeliveryResult::Succeeded;
-                return Step { record, done: true, config_error: false };
-            };
-            let response = response.unwrap_or_else(unreachable_response);
-            let url = match wait::status_url(wait_spec, &prepared.url, response.location.as_deref(), &response.body) {
-                Ok(url) if url.len() > MAX_STATUS_URL => {
-                    let error = format!("the status URL is longer than {MAX_STATUS_URL} bytes");
-                    return Step { record: with_error(record, error), done: true, config_error: false };
-                }
-                Ok(url) => url,
-                Err(error) => {
-                    return Step { record: with_error(record, error.to_string()), done: true, config_error: false };
-                }
-            };
-            let interval = wait_spec.poll_interval.parse().unwrap_or(Duration::from_secs(10));
-            let timeout = wait_spec.timeout.parse().unwrap_or(Duration::from_secs(1800));
-            pending.status_url = Some(url);
-            pending.wait_until = Some(later(timeout));
-            pending.next_at = later(interval);
-            record.result = DeliveryResult::Waiting;
-            Step { record, done: false, config_error: false }
+    match (retry::decide(&policy, attempt_number, outcome, jitter), &hook.spec.wait_for_completion, response) {
+        (Decision::Done, Some(wait_spec), Some(response)) => {
+            start_waiting(wait_spec, &prepared.url, &response, pending, record)
         }
-        Decision::RetryAfter(wait) => {
+        (Decision::Done, _, _) => {
+            record.result = DeliveryResult::Succeeded;
+            Step { record, done: true, config_error: false }
+        }
+        (Decision::RetryAfter(wait), _, _) => {
             pending.next_at = later(wait);
             record.result = DeliveryResult::Retrying;
             if record.error.is_none() {
@@ -201,7 +176,7 @@ async fn attempt(
             }
             Step { record, done: false, config_error: false }
         }
-        Decision::GiveUp(why) => {
+        (Decision::GiveUp(why), _, _) => {
             let error = match (record.error.take(), record.http_status) {
                 (Some(previous), _) => format!("{previous}; {why}"),
                 (None, Some(status)) if !why.contains(&status.to_string()) => format!("HTTP {status}; {why}"),
@@ -212,10 +187,30 @@ async fn attempt(
     }
 }
 
-#[cold]
-fn unreachable_response() -> super::send::Response {
-    // `Decision::Done` only follows a 2xx status, which only a response carries.
-    super::send::Response { status: 200, location: None, retry_after: None, body: Vec::new(), duration: Duration::ZERO }
+/// The call succeeded and the hook waits for completion: find the status URL in the answer
+/// and schedule the first poll.
+fn start_waiting(
+    wait_spec: &crate::api::WaitForCompletion,
+    call_url: &str,
+    response: &super::send::Response,
+    pending: &mut PendingDelivery,
+    mut record: DeliveryRecord,
+) -> Step {
+    let url = match wait::status_url(wait_spec, call_url, response.location.as_deref(), &response.body) {
+        Ok(url) if url.len() > MAX_STATUS_URL => {
+            let error = format!("the status URL is longer than {MAX_STATUS_URL} bytes");
+            return Step { record: with_error(record, error), done: true, config_error: false };
+        }
+        Ok(url) => url,
+        Err(error) => return Step { record: with_error(record, error.to_string()), done: true, config_error: false },
+    };
+    let interval = wait_spec.poll_interval.parse().unwrap_or(Duration::from_secs(10));
+    let timeout = wait_spec.timeout.parse().unwrap_or(Duration::from_secs(1800));
+    pending.status_url = Some(url);
+    pending.wait_until = Some(later(timeout));
+    pending.next_at = later(interval);
+    record.result = DeliveryResult::Waiting;
+    Step { record, done: false, config_error: false }
 }
 
 fn with_error(mut record: DeliveryRecord, error: String) -> DeliveryRecord {
@@ -260,23 +255,7 @@ async fn poll(
                 record.error = Some(format!("status poll of {url}: HTTP {}", response.status));
                 return Step { record, done: false, config_error: false };
             }
-            match wait::read_poll(wait_spec, &response.body) {
-                Ok((state, progress)) => {
-                    if progress.is_some() {
-                        pending.progress = progress.clone();
-                        record.progress = progress;
-                    }
-                    let (result, done) = match state {
-                        PollState::Success => (DeliveryResult::Succeeded, true),
-                        PollState::Canceled => (DeliveryResult::Canceled, true),
-                        PollState::Terminal => (DeliveryResult::Terminal, true),
-                        PollState::Running => (DeliveryResult::Waiting, false),
-                    };
-                    record.result = result;
-                    Step { record, done, config_error: false }
-                }
-                Err(error) => Step { record: with_error(record, error.to_string()), done: true, config_error: true },
-            }
+            read_poll_answer(wait_spec, &response.body, pending, record)
         }
         Err(SendError::Transport { message, .. }) => {
             record.error = Some(format!("status poll of {url}: {message}"));
@@ -285,6 +264,32 @@ async fn poll(
         Err(SendError::Blocked(message) | SendError::Invalid(message)) => {
             Step { record: with_error(record, message), done: true, config_error: true }
         }
+    }
+}
+
+/// What a 2xx answer of the status URL says: finished (and how) or still running, with progress.
+fn read_poll_answer(
+    wait_spec: &crate::api::WaitForCompletion,
+    body: &[u8],
+    pending: &mut PendingDelivery,
+    mut record: DeliveryRecord,
+) -> Step {
+    match wait::read_poll(wait_spec, body) {
+        Ok((state, progress)) => {
+            if progress.is_some() {
+                pending.progress = progress.clone();
+                record.progress = progress;
+            }
+            let (result, done) = match state {
+                PollState::Success => (DeliveryResult::Succeeded, true),
+                PollState::Canceled => (DeliveryResult::Canceled, true),
+                PollState::Terminal => (DeliveryResult::Terminal, true),
+                PollState::Running => (DeliveryResult::Waiting, false),
+            };
+            record.result = result;
+            Step { record, done, config_error: false }
+        }
+        Err(error) => Step { record: with_error(record, error.to_string()), done: true, config_error: true },
     }
 }
 
