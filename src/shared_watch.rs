@@ -1,30 +1,35 @@
 //! One watch per kind, shared by everything that reads it: every replica keeps the store
 //! (the trigger endpoint looks objects up in it), and the leader's controllers subscribe to
-//! the same events instead of opening a second watch (`reflector::store_shared`,
-//! `Controller::for_shared_stream`).
+//! the same events instead of opening a second watch (`Controller::for_shared_stream`).
+//!
+//! Events reach subscribers through a bounded broadcast channel that never makes the watch
+//! wait: a follower has no subscriber at all, and a subscriber that falls behind is handed
+//! every object in the store once instead of the events it missed (a controller only needs
+//! to know what to look at, and looks at the store's current copy anyway).
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::sync::Arc;
 
-use futures::StreamExt;
-use kube::runtime::reflector::{self, ReflectHandle, Store};
+use futures::{Stream, StreamExt};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
 
-/// Events a subscriber may fall behind by before the watch waits for it.
+/// Events a subscriber may fall behind by before it is handed the whole store instead.
 const BUFFER: usize = 1024;
 
-/// A kind's store and a handle to subscribe to its events.
+/// A kind's store, and its changes for subscribers.
 pub struct SharedWatch<K>
 where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + Hash + Clone,
 {
     pub store: Store<K>,
-    /// Kept drained by a task of its own, so the watch never waits for a subscriber that has
-    /// not started (a follower's controllers); [`SharedWatch::subscribe`] clones it.
-    handle: ReflectHandle<K>,
+    changes: broadcast::Sender<ObjectRef<K>>,
 }
 
 impl<K> SharedWatch<K>
@@ -37,17 +42,28 @@ where
         what: &'static str,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Self {
-        let (store, writer) = reflector::store_shared(BUFFER);
-        let Some(handle) = writer.subscribe() else { unreachable!("a shared store always has a dispatcher") };
+        let (store, writer) = reflector::store();
+        let (changes, _) = broadcast::channel(BUFFER);
+        let (sender, listed) = (changes.clone(), store.clone());
         let watch = watcher(api, watcher::Config::default())
             .default_backoff()
             // Field-manager bookkeeping is the bulk of a stored object and never read here.
             .modify(|object| object.meta_mut().managed_fields = None)
-            .reflect_shared(writer)
-            .for_each(move |event| async move {
-                if let Err(error) = event {
-                    tracing::warn!(%error, kind = what, "watch failed; retrying");
+            .reflect(writer)
+            .for_each(move |event| {
+                match event {
+                    // Sending fails only when nobody subscribed (a follower): nothing to do.
+                    Ok(watcher::Event::Apply(object)) => drop(sender.send(ObjectRef::from_obj(&object))),
+                    // A (re)list: everything it found, since changes may have been missed.
+                    Ok(watcher::Event::InitDone) => {
+                        for object in listed.state() {
+                            drop(sender.send(ObjectRef::from_obj(object.as_ref())));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, kind = what, "watch failed; retrying"),
                 }
+                std::future::ready(())
             });
         tokio::spawn(async move {
             tokio::select! {
@@ -55,21 +71,75 @@ where
                 () = shutdown => {},
             }
         });
-        tokio::spawn(handle.clone().for_each(|_| async {}));
-        Self { store, handle }
+        Self { store, changes }
     }
 
-    /// The kind's events from now on, for a controller (`Controller::for_shared_stream`).
-    pub fn subscribe(&self) -> ReflectHandle<K> {
-        self.handle.clone()
+    /// The kind's changed objects from now on (their current copy in the store), for a
+    /// controller (`Controller::for_shared_stream`).
+    pub fn subscribe(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        let state = (self.changes.subscribe(), self.store.clone(), VecDeque::new());
+        futures::stream::unfold(state, |(mut changes, store, mut backlog)| async move {
+            loop {
+                if let Some(object) = backlog.pop_front() {
+                    return Some((object, (changes, store, backlog)));
+                }
+                match changes.recv().await {
+                    Ok(changed) => {
+                        // Gone since (deleted): nothing to reconcile.
+                        if let Some(object) = store.get(&changed) {
+                            return Some((object, (changes, store, backlog)));
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "a subscriber fell behind: handing it every object once");
+                        backlog.extend(store.state());
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
     }
 
     /// Resolves once the store holds the first full list: reconciling every object then
     /// (`Controller::reconcile_all_on`) covers those that existed before a subscription.
-    pub fn listed(&self) -> impl futures::Stream<Item = ()> + Send + 'static {
+    pub fn listed(&self) -> impl Stream<Item = ()> + Send + 'static {
         let store = self.store.clone();
         futures::stream::once(async move {
             let _ = store.wait_until_ready().await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    fn config_map(name: &str) -> ConfigMap {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name, "namespace": "team"}})).expect("object")
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_gets_changes_skips_the_deleted_and_catches_up_after_falling_behind() {
+        let (store, mut writer) = reflector::store();
+        let (changes, _) = broadcast::channel(BUFFER);
+        let watch = SharedWatch { store, changes };
+        let mut subscriber = std::pin::pin!(watch.subscribe());
+        for name in ["a", "b"] {
+            writer.apply_watcher_event(&watcher::Event::Apply(config_map(name)));
+        }
+        let sent = |name: &str| watch.changes.send(ObjectRef::from_obj(&config_map(name))).expect("a subscriber");
+        sent("gone"); // never stored: skipped
+        sent("a");
+        assert_eq!(subscriber.next().await.map(|o| o.metadata.name.clone().unwrap_or_default()).as_deref(), Some("a"));
+        for _ in 0..BUFFER + 5 {
+            sent("b");
+        }
+        let mut names: Vec<String> = Vec::new();
+        for _ in 0..2 {
+            names.push(subscriber.next().await.and_then(|o| o.metadata.name.clone()).unwrap_or_default());
+        }
+        names.sort();
+        assert_eq!(names, ["a", "b"], "fell behind: every stored object once");
     }
 }

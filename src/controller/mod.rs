@@ -131,7 +131,10 @@ pub async fn run(
     crate::metrics::global().watch_applications(reader.clone());
     let changes = applications
         .subscribe()
-        .map(|app| Ok::<_, watcher::Error>(GitOpsApplication::clone(&app)))
+        .map(|app| {
+            tracing::trace!(application = %app.name_any(), "application changed");
+            Ok::<_, watcher::Error>(GitOpsApplication::clone(&app))
+        })
         .predicate_filter(reconcile_key, PredicateConfig::default())
         .filter_map(|app| std::future::ready(app.ok().map(Arc::new)));
     let config =
