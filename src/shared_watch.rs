@@ -56,10 +56,12 @@ where
                     Ok(watcher::Event::Apply(object)) => drop(sender.send(ObjectRef::from_obj(&object))),
                     // A (re)list: everything it found, since changes may have been missed.
                     Ok(watcher::Event::InitDone) => {
+                        tracing::trace!(kind = what, objects = listed.len(), "watch listed");
                         for object in listed.state() {
                             drop(sender.send(ObjectRef::from_obj(object.as_ref())));
                         }
                     }
+                    Ok(watcher::Event::Init) => tracing::trace!(kind = what, "watch listing"),
                     Ok(_) => {}
                     Err(error) => tracing::warn!(%error, kind = what, "watch failed; retrying"),
                 }

@@ -175,7 +175,18 @@ where
         None => Api::all(client.clone()),
     };
     let selector = format!("{}={}", plan::MANAGED_BY_LABEL, plan::MANAGED_BY);
-    watcher(api, watcher::Config::default().labels(&selector)).default_backoff().touched_objects()
+    // Errors are logged here rather than handed to the controller: its trigger streams are
+    // better kept to objects (errors routed through them stalled the application stream
+    // after an API server restart).
+    watcher(api, watcher::Config::default().labels(&selector)).default_backoff().touched_objects().filter_map(|event| {
+        std::future::ready(match event {
+            Ok(workload) => Some(Ok(workload)),
+            Err(error) => {
+                tracing::debug!(%error, kind = %K::kind(&()), "workload watch failed; retrying");
+                None
+            }
+        })
+    })
 }
 
 /// The application a workload belongs to, by the labels tugboat applied to it.
