@@ -5,8 +5,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 pub use crate::api::condition_types::*;
 
 /// Every reason a condition of a tugboat kind gives, in one place (CamelCase, as Kubernetes
-/// conventions want). Reasons of failures come from their errors
-/// ([`crate::source::SourceError::reason`], [`crate::deploy::DeployError::reason`]).
+/// conventions want). Reasons of failures come from their errors (`SourceError::reason` in
+/// `source`, `DeployError::reason` in `deploy`).
 macro_rules! reasons {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 
+/// Prefix of every trigger path, `status.webhookPath` (Portainer-compatible).
+pub const PATH_PREFIX: &str = "/api/stacks/webhooks/";
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;

@@ -10,11 +10,11 @@
 //! reconcile already holds: the precondition refuses it if it is stale, so reading it fresh
 //! first would only add a round trip to every deployment.
 
-use jiff::Timestamp;
 use kube::{Api, ResourceExt};
 
 use super::{Error, status};
 use crate::api::{GitOpsApplication, GitOpsApplicationStatus, TriggerRecord};
+use crate::window::Opening;
 
 /// Attempts before giving up for this reconcile (it is requeued at once).
 const ATTEMPTS: usize = 8;
@@ -23,7 +23,7 @@ pub enum Claim {
     /// Ours to carry out; the status as written (last trigger, its variables and tag).
     Claimed(TriggerRecord, Box<GitOpsApplicationStatus>),
     /// A change window holds the freshest record back until the given time (or no opening).
-    Held(TriggerRecord, Option<Timestamp>),
+    Held(TriggerRecord, Opening),
     /// Nothing pending any more.
     Nothing,
     /// Calls kept arriving between read and write: try again shortly.
@@ -36,7 +36,7 @@ pub enum Claim {
 pub async fn claim(
     api: &Api<GitOpsApplication>,
     cached: &GitOpsApplication,
-    held: impl Fn(&TriggerRecord) -> Option<Option<Timestamp>>,
+    held: impl Fn(&TriggerRecord) -> Option<Opening>,
     written: &status::LastWritten,
 ) -> Result<Claim, Error> {
     let name = cached.name_any();

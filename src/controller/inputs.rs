@@ -180,8 +180,9 @@ async fn defer(
     run: &mut Run<'_>,
     context: &Context,
     trigger: Option<crate::api::TriggerRecord>,
-    next_open: Option<jiff::Timestamp>,
+    opening: crate::window::Opening,
 ) -> Exit {
+    let next_open = opening.at();
     let when = next_open.map_or_else(|| "no opening within 400 days".to_owned(), |t| t.to_string());
     let message = format!("Held until {when}: outside the change window");
     let newly = run.status.pending_trigger.as_ref().map(|t| t.sequence) != trigger.as_ref().map(|t| t.sequence)

@@ -10,13 +10,10 @@ use kube::runtime::controller::{Action, Controller};
 use kube::{Api, Client, ResourceExt};
 
 use super::Error;
-use crate::api::{Webhook, WebhookStatus};
+use crate::api::{PATH_PREFIX, Webhook, WebhookStatus};
 use crate::conditions::{self, READY, Reason};
 use crate::shared_watch::SharedWatch;
 use crate::status_patch::{self, Precondition};
-
-/// Prefix of every trigger path (Portainer-compatible).
-pub const PATH_PREFIX: &str = "/api/stacks/webhooks/";
 
 /// Runs the controller that assigns paths and reports readiness (the leader only) until
 /// `shutdown` resolves, on the shared Webhook watch the trigger endpoint reads too.

@@ -20,9 +20,9 @@ use futures::StreamExt;
 
 use super::secrets::{SecretError, SecretKey};
 use super::{EndpointState, reply};
+use crate::api::PATH_PREFIX;
 use crate::api::RestartTarget;
 use crate::api::{GitOpsApplication, TriggerRecord, Webhook, WebhookProvider};
-use crate::controller::webhooks::PATH_PREFIX;
 use crate::trigger::event::{ProviderEvent, RefName, parse_event};
 use crate::trigger::query::{RolloutRestart, TriggerParams, parse_form, parse_query};
 use crate::trigger::{signature, variables};
@@ -263,7 +263,7 @@ fn deferred_until(
     targets
         .iter()
         .filter_map(|app| crate::window::for_application(&app.spec.change_windows, &state.default_windows).ok())
-        .filter_map(|windows| crate::window::held_until(&windows, now, restarts, record.override_window).flatten())
+        .filter_map(|windows| crate::window::held_until(&windows, now, restarts, record.override_window)?.at())
         .max()
 }
 

@@ -4,11 +4,29 @@ use jiff::Timestamp;
 
 use super::{Decision, Gate, Windows};
 
-/// Whether a deployment must wait: `None` when it may run at `now`; otherwise
-/// `Some(t)` with `t` the first instant every gate it needs is open (`Some(None)`: none within
-/// the search horizon). Every deployment needs `Apply`; one with restarts also needs
-/// `Restart`. `forced` (a Webhook that allows it and a call that asks) runs anyway.
-pub fn held_until(windows: &Windows, now: Timestamp, restarts: bool, forced: bool) -> Option<Option<Timestamp>> {
+/// When a held deployment may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// The first instant every gate it needs is open.
+    At(Timestamp),
+    /// No such instant within the search horizon.
+    NotWithinHorizon,
+}
+
+impl Opening {
+    /// The instant, if there is one within the horizon.
+    pub fn at(self) -> Option<Timestamp> {
+        match self {
+            Opening::At(at) => Some(at),
+            Opening::NotWithinHorizon => None,
+        }
+    }
+}
+
+/// Whether a deployment must wait: `None` when it may run at `now`; otherwise when it may.
+/// Every deployment needs `Apply`; one with restarts also needs `Restart`. `forced` (a Webhook
+/// that allows it and a call that asks) runs anyway.
+pub fn held_until(windows: &Windows, now: Timestamp, restarts: bool, forced: bool) -> Option<Opening> {
     if forced || windows.is_empty() {
         return None;
     }
@@ -19,17 +37,17 @@ pub fn held_until(windows: &Windows, now: Timestamp, restarts: bool, forced: boo
         let mut next: Option<Timestamp> = None;
         for gate in gates {
             if let Decision::Closed { next_open } = windows.evaluate(at, *gate) {
-                let Some(open) = next_open else { return Some(None) };
+                let Some(open) = next_open else { return Some(Opening::NotWithinHorizon) };
                 next = Some(next.map_or(open, |n| n.max(open)));
             }
         }
         match next {
             None if at == now => return None,
-            None => return Some(Some(at)),
+            None => return Some(Opening::At(at)),
             Some(later) => at = later,
         }
     }
-    Some(None)
+    Some(Opening::NotWithinHorizon)
 }
 
 /// Rounds of the joint search; gates alternating more often than this are treated as never open.
@@ -64,8 +82,14 @@ mod tests {
         ]);
         let at = |s: &str| s.parse::<Timestamp>().expect("timestamp");
         assert_eq!(held_until(&w, at("2026-06-01T10:30:00Z"), false, false), None, "apply alone may run");
-        assert_eq!(held_until(&w, at("2026-06-01T10:30:00Z"), true, false), Some(Some(at("2026-06-01T11:00:00Z"))));
-        assert_eq!(held_until(&w, at("2026-06-01T09:00:00Z"), true, false), Some(Some(at("2026-06-01T11:00:00Z"))));
+        assert_eq!(
+            held_until(&w, at("2026-06-01T10:30:00Z"), true, false),
+            Some(Opening::At(at("2026-06-01T11:00:00Z")))
+        );
+        assert_eq!(
+            held_until(&w, at("2026-06-01T09:00:00Z"), true, false),
+            Some(Opening::At(at("2026-06-01T11:00:00Z")))
+        );
         assert_eq!(held_until(&w, at("2026-06-01T09:00:00Z"), true, true), None, "forced");
         assert_eq!(held_until(&Windows::default(), at("2026-06-01T09:00:00Z"), true, false), None, "no windows");
     }

@@ -27,7 +27,7 @@ pub use error::WindowError;
 pub use evaluate::{HORIZON, MAX_STEPS};
 pub use from_api::{CliWindow, for_application};
 pub use fuzz::fuzz_compile_and_evaluate;
-pub use gating::held_until;
+pub use gating::{Opening, held_until};
 
 /// Whether a window opens or closes its gates while active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
