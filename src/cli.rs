@@ -59,9 +59,9 @@ struct RunArgs {
     /// Repeat the flag, or separate CIDRs with commas in the environment variable.
     #[arg(long = "egress-allow", env = "TUGBOAT_EGRESS_ALLOW", value_name = "CIDR", value_delimiter = ',')]
     egress_allow: Vec<ipnet::IpNet>,
-    /// Applications reconciled (fetched, rendered, applied) at once. No reconcile waits for a
+    /// Applications fetched, rendered and applied at once. No reconcile waits for a
     /// BeforeDeployment gate or a rollout: those are phases of the deployment, looked at again
-    /// when the hook or the workload changes, so any number may be waiting meanwhile.
+    /// (without a slot) when the hook or the workload changes, so any number may be waiting.
     #[arg(long, env = "TUGBOAT_CONCURRENCY", default_value_t = 8)]
     concurrency: u16,
     /// Wait this long for more changes to an application before reconciling it (e.g. `100ms`);

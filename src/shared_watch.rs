@@ -76,10 +76,14 @@ where
         Self { store, changes }
     }
 
-    /// The kind's changed objects from now on (their current copy in the store), for a
-    /// controller (`Controller::for_shared_stream`).
+    /// Every object in the store, then each changed one (its current copy in the store), for
+    /// a controller (`Controller::for_shared_stream`). The first list may also come again as
+    /// changes (when it completes after the subscription): a predicate filter, or the
+    /// controller's own bookkeeping, makes that a no-op.
     pub fn subscribe(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
-        let state = (self.changes.subscribe(), self.store.clone(), VecDeque::new());
+        // Subscribed before the store is read, so no change between the two is missed.
+        let changes = self.changes.subscribe();
+        let state = (changes, self.store.clone(), VecDeque::from(self.store.state()));
         futures::stream::unfold(state, |(mut changes, store, mut backlog)| async move {
             loop {
                 if let Some(object) = backlog.pop_front() {
@@ -101,15 +105,6 @@ where
             }
         })
     }
-
-    /// Resolves once the store holds the first full list: reconciling every object then
-    /// (`Controller::reconcile_all_on`) covers those that existed before a subscription.
-    pub fn listed(&self) -> impl Stream<Item = ()> + Send + 'static {
-        let store = self.store.clone();
-        futures::stream::once(async move {
-            let _ = store.wait_until_ready().await;
-        })
-    }
 }
 
 #[cfg(test)]
@@ -122,11 +117,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_subscriber_gets_changes_skips_the_deleted_and_catches_up_after_falling_behind() {
+    async fn a_subscriber_gets_the_store_then_changes_skips_the_deleted_and_catches_up_after_falling_behind() {
         let (store, mut writer) = reflector::store();
         let (changes, _) = broadcast::channel(BUFFER);
+        writer.apply_watcher_event(&watcher::Event::Apply(config_map("early")));
         let watch = SharedWatch { store, changes };
         let mut subscriber = std::pin::pin!(watch.subscribe());
+        let first = subscriber.next().await.and_then(|o| o.metadata.name.clone());
+        assert_eq!(first.as_deref(), Some("early"), "what the store held at the subscription comes first");
         for name in ["a", "b"] {
             writer.apply_watcher_event(&watcher::Event::Apply(config_map(name)));
         }
@@ -138,10 +136,10 @@ mod tests {
             sent("b");
         }
         let mut names: Vec<String> = Vec::new();
-        for _ in 0..2 {
+        for _ in 0..3 {
             names.push(subscriber.next().await.and_then(|o| o.metadata.name.clone()).unwrap_or_default());
         }
         names.sort();
-        assert_eq!(names, ["a", "b"], "fell behind: every stored object once");
+        assert_eq!(names, ["a", "b", "early"], "fell behind: every stored object once");
     }
 }

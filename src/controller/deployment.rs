@@ -8,7 +8,7 @@
 //! A phase that waits writes what it waits for (`awaiting`, `deadline`) and requeues; the next
 //! reconcile ([`carry_on`]) looks again: woken by the gate hook's controller, by the
 //! workload's watch, or by the requeue. Work slots (`--concurrency`) are therefore only ever
-//! held by fetching, rendering and applying.
+//! held while fetching, rendering and applying.
 
 use std::time::Duration;
 
@@ -145,6 +145,7 @@ pub(super) async fn carry_on(
 /// Applies a started deployment from what it recorded: its gates passed, or the process
 /// that started it stopped while applying. A build that fails now ends the deployment.
 async fn reapply(run: &mut Run<'_>, context: &Context, checked: &Validated, record: &DeploymentRecord) -> Exit {
+    let _slot = context.work_slot().await;
     let work = match inputs::recorded_work(run, context, checked, record).await {
         Ok(work) => work,
         Err(exit) => return exit,

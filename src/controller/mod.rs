@@ -45,9 +45,9 @@ pub use crate::trigger::record::RECONCILE_REQUESTED_ANNOTATION;
 pub struct Settings {
     /// Allow `file://` repository URLs.
     pub allow_file_sources: bool,
-    /// Applications reconciled at once. No reconcile waits for a rollout or a gate (those are
-    /// persisted phases, looked at again when woken), so this bounds fetching, rendering and
-    /// applying.
+    /// Applications fetched, rendered and applied at once (work slots). No reconcile waits for
+    /// a rollout or a gate (those are persisted phases, looked at again when woken); looking
+    /// at one takes no slot, so checks never queue behind deployments.
     pub concurrency: u16,
     /// Wait this long for more changes before reconciling.
     pub debounce: Duration,
@@ -71,7 +71,13 @@ pub struct Context {
     known_deployments: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The last status written per application (a reconcile never acts on an older copy).
     written: status::LastWritten,
+    /// Fetching, rendering and applying at once: `--concurrency`.
+    work_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Reconciles run at once per work slot: the others only look at a rollout or a gate (a read
+/// or two), so they need no slot, and a storm of rollouts does not delay new deployments.
+const RECONCILES_PER_SLOT: u16 = 8;
 
 impl Context {
     pub fn new(
@@ -81,6 +87,7 @@ impl Context {
         settings: Settings,
         outgoing: Arc<crate::outgoing::dispatch::Outgoing>,
     ) -> Self {
+        let work_slots = Arc::new(tokio::sync::Semaphore::new(usize::from(settings.concurrency.max(1))));
         let reporter = Reporter { controller: "tugboat".into(), instance: std::env::var("POD_NAME").ok() };
         Self {
             deployer: Deployer::new(client.clone(), config),
@@ -91,12 +98,19 @@ impl Context {
             outgoing,
             known_deployments: Default::default(),
             written: Default::default(),
+            work_slots,
         }
     }
 
     /// Notes a deployment as carried on by this process; `true` the first time.
     fn remember(&self, id: &str) -> bool {
         self.known_deployments.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned())
+    }
+
+    /// A work slot: held while fetching, rendering and applying. The semaphore is never
+    /// closed, so `None` cannot happen; it would only mean working without a slot.
+    async fn work_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.work_slots.clone().acquire_owned().await.ok()
     }
 
     /// A finished deployment is no longer tracked.
@@ -137,8 +151,8 @@ pub async fn run(
         })
         .predicate_filter(reconcile_key, PredicateConfig::default())
         .filter_map(|app| std::future::ready(app.ok().map(Arc::new)));
-    let config =
-        controller::Config::default().debounce(context.settings.debounce).concurrency(context.settings.concurrency);
+    let reconciles = context.settings.concurrency.max(1).saturating_mul(RECONCILES_PER_SLOT);
+    let config = controller::Config::default().debounce(context.settings.debounce).concurrency(reconciles);
     let namespace = context.settings.namespace.clone();
     let gate_moves = context.outgoing.gate_moves();
     let client = context.client.clone();
@@ -148,7 +162,6 @@ pub async fn run(
         .watches_stream(rollouts::<StatefulSet>(&client, namespace.as_deref()), owner_of)
         .watches_stream(rollouts::<DaemonSet>(&client, namespace.as_deref()), owner_of)
         .reconcile_on(gate_moves)
-        .reconcile_all_on(applications.listed())
         .graceful_shutdown_on(shutdown)
         .run(pipeline::reconcile, error_policy, context)
         .for_each(|result| async move {

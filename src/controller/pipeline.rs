@@ -122,6 +122,7 @@ async fn phases(run: &mut Run<'_>, context: &Context) -> Phase<Action> {
             Err(deployment::carry_on(run, context, &checked, *record).await)
         }
         Plan::Inputs(checked) => {
+            let _slot = context.work_slot().await;
             conditions::clear(&mut run.status.conditions, STALLED);
             run.status.observed_generation = run.generation;
             let work = inputs::source_and_trigger(run, context, &checked).await?;

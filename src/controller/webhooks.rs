@@ -23,7 +23,6 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     Controller::for_shared_stream(webhooks.subscribe(), webhooks.store.clone())
-        .reconcile_all_on(webhooks.listed())
         .graceful_shutdown_on(shutdown)
         .run(
             reconcile,

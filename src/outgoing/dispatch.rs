@@ -223,7 +223,6 @@ impl Outgoing {
         shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ) {
         Controller::for_shared_stream(hooks.subscribe(), self.hooks.clone())
-            .reconcile_all_on(hooks.listed())
             .graceful_shutdown_on(shutdown)
             .run(reconcile, |_, _: &std::convert::Infallible, _| Action::requeue(Duration::from_secs(5)), self)
             .for_each(|_| async {})
