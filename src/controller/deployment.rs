@@ -20,9 +20,7 @@ use super::decide::{self, Ending, Progress, Validated};
 use super::inputs::{self, Work};
 use super::pipeline::{Exit, Run, now};
 use super::{Context, Error, build, events, notify};
-use crate::api::{
-    DeploymentPhase, DeploymentRecord, DeploymentResult, EventData, HookGate, InventoryEntry, TriggerRecord,
-};
+use crate::api::{DeploymentPhase, DeploymentRecord, DeploymentResult, EventData, HookGate, InventoryEntry};
 use crate::conditions::{self, HEALTHY, READY, RECONCILING, Reason};
 use crate::deploy::plan::PlannedObject;
 use crate::deploy::{DeployRequest, RestartSelection};
@@ -40,8 +38,7 @@ const GATE_VISIBLE: Duration = Duration::from_secs(60);
 
 /// A deployment that has been recorded as started.
 pub(super) struct Started {
-    /// The trigger whose restarts and variables this deployment carries out.
-    trigger: Option<TriggerRecord>,
+    /// The outgoing-webhook data of `deployment.started`.
     event: EventData,
 }
 
@@ -85,7 +82,7 @@ pub(super) async fn start(run: &mut Run<'_>, context: &Context, work: &Work) -> 
         work.trigger.as_ref(),
         &work.variables,
     );
-    Ok(Started { trigger: work.trigger.clone(), event })
+    Ok(Started { event })
 }
 
 /// A deployment just started: `deployment.started`, then its gates are asked, or it applies.
@@ -100,7 +97,7 @@ pub(super) async fn carry_out(
     notify::started(context, run.app, started.event.clone()).await;
     match recorded(run).phase {
         Some(DeploymentPhase::AwaitingGates) => ask_gates(run, context, checked, HookGate::BeforeDeployment).await,
-        _ => apply(run, context, checked, work, planned, started.trigger.as_ref()).await,
+        _ => apply(run, context, checked, work, planned).await,
     }
 }
 
@@ -159,7 +156,7 @@ async fn reapply(run: &mut Run<'_>, context: &Context, checked: &Validated, reco
             return exit;
         }
     };
-    apply(run, context, checked, &work, planned, work.trigger.as_ref()).await
+    apply(run, context, checked, &work, planned).await
 }
 
 /// Dry run, apply, restarts and prune (the deploy layer; never waits for a rollout). What was
@@ -170,7 +167,6 @@ async fn apply(
     checked: &Validated,
     work: &Work,
     objects: Vec<PlannedObject>,
-    trigger: Option<&TriggerRecord>,
 ) -> Exit {
     let app = run.app;
     let owner = run.owner()?;
@@ -183,7 +179,10 @@ async fn apply(
         objects,
         previous_inventory: &run.status.inventory,
         prune: app.spec.prune,
-        restart: trigger.map_or(RestartSelection::None, |t| RestartSelection::from_targets(&t.rollout_restart)),
+        restart: work
+            .trigger
+            .as_ref()
+            .map_or(RestartSelection::None, |t| RestartSelection::from_targets(&t.rollout_restart)),
     };
     let deployed = context.deployer.deploy(request).instrument(tracing::info_span!("apply", deploy_id = %id)).await;
     let outcome = match deployed {
