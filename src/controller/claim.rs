@@ -13,14 +13,15 @@
 use kube::{Api, ResourceExt};
 
 use super::{Error, status};
-use crate::api::{GitOpsApplication, GitOpsApplicationStatus, TriggerRecord};
+use crate::api::{DeploymentRecord, GitOpsApplication, GitOpsApplicationStatus, TriggerRecord};
 use crate::window::Opening;
 
 /// Attempts before giving up for this reconcile (it is requeued at once).
 const ATTEMPTS: usize = 8;
 
 pub enum Claim {
-    /// Ours to carry out; the status as written (last trigger, its variables and tag).
+    /// Ours to carry out; the status as written (last trigger, its variables and tag, and the
+    /// deployment started for it).
     Claimed(TriggerRecord, Box<GitOpsApplicationStatus>),
     /// A change window holds the freshest record back until the given time (or no opening).
     Held(TriggerRecord, Opening),
@@ -32,11 +33,14 @@ pub enum Claim {
 
 /// Claims the pending trigger of `cached` (the application as the reconcile read it); `held`
 /// says whether a change window holds a record back. Only a claim is decided on `cached`;
-/// "nothing pending" and "held" are decided on a fresh read.
+/// "nothing pending" and "held" are decided on a fresh read. The claim writes the deployment
+/// `start` makes for the trigger in the same status: from then on the call is carried out (or
+/// resumed after a crash) by that deployment.
 pub async fn claim(
     api: &Api<GitOpsApplication>,
     cached: &GitOpsApplication,
     held: impl Fn(&TriggerRecord) -> Option<Opening>,
+    start: impl Fn(&TriggerRecord) -> DeploymentRecord,
     written: &status::LastWritten,
 ) -> Result<Claim, Error> {
     let name = cached.name_any();
@@ -64,6 +68,7 @@ pub async fn claim(
         if trigger.tag.is_some() {
             status.image_tag = trigger.tag.clone();
         }
+        super::deployment::push_deployment(&mut status, start(&trigger));
         if status::write_if_unchanged(api, &fresh, &status, written).await? {
             tracing::debug!(application = %fresh.name_any(), trigger = %trigger.id, sequence = trigger.sequence, "claimed the trigger");
             return Ok(Claim::Claimed(trigger, Box::new(status)));

@@ -129,19 +129,30 @@ pub enum Progress {
 
 /// A rollout from the state of each awaited workload: failed as soon as one failed, done when
 /// every one completed (or is paused), failed at the deadline with what it still waited for.
+///
+/// While waiting, the sentence names the workloads only: it goes into status, and a count of
+/// replicas would rewrite the status at every step of every rollout (the API server's and
+/// etcd's work, in a storm of deployments). How far each one got is in the failure message,
+/// the debug log, and `kubectl rollout status`.
 pub fn rollout(states: &[(String, Rollout)], deadline_passed: bool, timeout: Duration) -> Progress {
     let mut waiting = Vec::new();
     for (workload, state) in states {
         match state {
             Rollout::Failed(why) => return Progress::Failed(format!("{workload}: {why}")),
-            Rollout::Progressing(why) => waiting.push(format!("{workload}: {why}")),
+            Rollout::Progressing(why) => waiting.push((workload.as_str(), why.as_str())),
             Rollout::Complete | Rollout::Paused => {}
         }
     }
     match (waiting.is_empty(), deadline_passed) {
         (true, _) => Progress::Done,
-        (false, true) => Progress::Failed(format!("health timeout after {timeout:?}: {}", waiting.join("; "))),
-        (false, false) => Progress::Waiting(waiting.join("; ")),
+        (false, true) => {
+            let details: Vec<String> = waiting.iter().map(|(workload, why)| format!("{workload}: {why}")).collect();
+            Progress::Failed(format!("health timeout after {timeout:?}: {}", details.join("; ")))
+        }
+        (false, false) => {
+            let names: Vec<&str> = waiting.iter().map(|(workload, _)| *workload).collect();
+            Progress::Waiting(names.join(", "))
+        }
     }
 }
 
@@ -319,7 +330,13 @@ mod tests {
                 "one progressing",
                 vec![web(progressing()), db(Rollout::Complete)],
                 false,
-                Progress::Waiting("Deployment/web: 1 of 2 updated replicas available".into()),
+                Progress::Waiting("Deployment/web".into()),
+            ),
+            (
+                "two progressing: named, no counts (those would rewrite status at every step)",
+                vec![web(progressing()), db(progressing())],
+                false,
+                Progress::Waiting("Deployment/web, StatefulSet/db".into()),
             ),
             (
                 "one failed while another progresses",

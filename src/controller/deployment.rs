@@ -42,18 +42,22 @@ pub(super) struct Started {
     event: EventData,
 }
 
-/// Records a new deployment (status, Event): `AwaitingGates` when `BeforeDeployment` hooks
-/// gate the application, else `Applying`. Written before anything is asked or applied, so a
-/// crash in between resumes the deployment rather than skipping its gates.
-pub(super) async fn start(run: &mut Run<'_>, context: &Context, work: &Work) -> Result<Started, Error> {
-    let (app, revision) = (run.app, &work.revision);
+/// A new deployment's record: `AwaitingGates` when `BeforeDeployment` hooks gate the
+/// application, else `Applying`.
+pub(super) fn new_record(
+    context: &Context,
+    app: &crate::api::GitOpsApplication,
+    revision: &crate::source::Revision,
+    trigger_id: Option<String>,
+    previous_revision: Option<String>,
+) -> DeploymentRecord {
     let id = format!("{}-{}", revision.sha.get(..8).unwrap_or(&revision.sha), jiff::Timestamp::now().as_second());
     let gates = context.outgoing.gate_hooks(app, HookGate::BeforeDeployment);
     let phase = if gates.is_empty() { DeploymentPhase::Applying } else { DeploymentPhase::AwaitingGates };
-    let record = DeploymentRecord {
-        id: id.clone(),
+    DeploymentRecord {
+        id,
         revision: revision.name.clone(),
-        trigger_id: work.trigger.as_ref().map(|t| t.id.clone()),
+        trigger_id,
         started_at: now(),
         finished_at: None,
         result: DeploymentResult::Running,
@@ -62,11 +66,33 @@ pub(super) async fn start(run: &mut Run<'_>, context: &Context, work: &Work) -> 
         deadline: (!gates.is_empty()).then(|| after(GATE_VISIBLE)),
         awaiting: gates,
         phase: Some(phase),
-        previous_revision: run.status.last_applied_revision.clone(),
-    };
-    push_deployment(&mut run.status, record);
-    run.condition(RECONCILING, true, Reason::Deploying, format!("Deploying revision {}", revision.name));
-    run.write().await?;
+        previous_revision,
+    }
+}
+
+/// Records a new deployment (status, Event), unless the trigger's claim already wrote it
+/// (`Work::already_recorded`: the claim and the start are one write, so a crash after the
+/// claim resumes the deployment with the call's restarts rather than losing them).
+///
+/// A gated deployment is written before anything is asked, so a crash in between resumes it
+/// rather than skipping its gates. Any other is first written with what it applied (one write
+/// less per deployment): a crash before that leaves no record, and the next reconcile deploys
+/// the same inputs afresh.
+pub(super) async fn start(run: &mut Run<'_>, context: &Context, work: &Work) -> Result<Started, Error> {
+    let (app, revision) = (run.app, &work.revision);
+    if !work.already_recorded {
+        let previous = run.status.last_applied_revision.clone();
+        let record = new_record(context, app, revision, work.trigger.as_ref().map(|t| t.id.clone()), previous);
+        let gated = record.phase == Some(DeploymentPhase::AwaitingGates);
+        push_deployment(&mut run.status, record);
+        run.condition(RECONCILING, true, Reason::Deploying, format!("Deploying revision {}", revision.name));
+        if gated {
+            run.write().await?;
+        }
+    } else {
+        run.condition(RECONCILING, true, Reason::Deploying, format!("Deploying revision {}", revision.name));
+    }
+    let id = recorded(run).id.clone();
     context.remember(&id);
     events::publish_in_background(
         context,
@@ -83,6 +109,19 @@ pub(super) async fn start(run: &mut Run<'_>, context: &Context, work: &Work) -> 
         &work.variables,
     );
     Ok(Started { event })
+}
+
+/// Ends a deployment recorded as started whose inputs could not be built (its revision's
+/// files, a render or plan error, already reported in Ready): one more write, so the next
+/// reconcile does not carry it on.
+pub(super) async fn abandon(run: &mut Run<'_>, exit: Exit) -> Exit {
+    let running = run.status.deployments.last().is_some_and(|d| d.result == DeploymentResult::Running);
+    if running {
+        let message = conditions::get(&run.status.conditions, READY).map(|c| c.message.clone());
+        end_record(recorded(run), false, message.unwrap_or_default());
+        run.write().await?;
+    }
+    exit
 }
 
 /// A deployment just started: `deployment.started`, then its gates are asked, or it applies.
@@ -149,12 +188,7 @@ async fn reapply(run: &mut Run<'_>, context: &Context, checked: &Validated, reco
     };
     let planned = match build::render_and_plan(run, context, &work, checked).await {
         Ok(planned) => planned,
-        Err(exit) => {
-            let message = conditions::get(&run.status.conditions, READY).map(|c| c.message.clone());
-            end_record(recorded(run), false, message.unwrap_or_default());
-            run.write().await?;
-            return exit;
-        }
+        Err(exit) => return abandon(run, exit).await,
     };
     apply(run, context, checked, &work, planned).await
 }
@@ -223,8 +257,14 @@ async fn rollout(run: &mut Run<'_>, context: &Context, checked: &Validated) -> E
         Progress::Done => after_rollout(run, context, checked).await,
         Progress::Failed(why) => finish(run, context, checked, Ending::Unhealthy(why)).await,
         Progress::Waiting(what) => {
+            // A workload that completed is not read again: the status changes only when one does.
+            let still: Vec<InventoryEntry> = (record.awaiting.iter().zip(&states))
+                .filter(|(_, (_, state))| matches!(state, crate::deploy::health::Rollout::Progressing(_)))
+                .map(|(entry, _)| entry.clone())
+                .collect();
+            recorded(run).awaiting = still;
             let recheck = ROLLOUT_RECHECK.min(left + Duration::from_millis(50));
-            wait(run, Reason::RollingOut, format!("Rolling out: {what}"), recheck).await
+            wait(run, Reason::RollingOut, format!("Rolling out {what}"), recheck).await
         }
     }
 }
@@ -359,7 +399,7 @@ fn end_record(record: &mut DeploymentRecord, ok: bool, message: String) {
     record.deadline = None;
 }
 
-fn push_deployment(status: &mut crate::api::GitOpsApplicationStatus, record: DeploymentRecord) {
+pub(super) fn push_deployment(status: &mut crate::api::GitOpsApplicationStatus, record: DeploymentRecord) {
     status.deployments.push(record);
     let excess = status.deployments.len().saturating_sub(KEEP_DEPLOYMENTS);
     status.deployments.drain(..excess);

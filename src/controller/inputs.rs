@@ -14,7 +14,7 @@ use tracing::Instrument;
 use super::claim::{self, Claim};
 use super::decide::{self, Asked, Freshness, TRANSIENT_RETRY, Validated};
 use super::pipeline::{Exit, Phase, Run};
-use super::{Context, Error, RECONCILE_REQUESTED_ANNOTATION, credentials, events, notify};
+use super::{Context, Error, RECONCILE_REQUESTED_ANNOTATION, credentials, deployment, events, notify};
 use crate::api::{DeploymentRecord, GitOpsApplication, GitOpsApplicationStatus, UpdateMechanism};
 use crate::conditions::{self, DEFERRED, Reason};
 use crate::source::{GitReference, Revision, SourceSpec};
@@ -26,6 +26,9 @@ pub(super) struct Work {
     pub trigger: Option<crate::api::TriggerRecord>,
     pub variables: BTreeMap<String, String>,
     pub fingerprint: String,
+    /// The deployment's record is in status already (written with the trigger's claim, or
+    /// being carried on).
+    pub already_recorded: bool,
 }
 
 /// The revision (asking the remote only when something asks for it), then the recorded
@@ -62,7 +65,9 @@ pub(super) async fn source_and_trigger(run: &mut Run<'_>, context: &Context, che
         tracing::debug!(revision = %revision.name, "nothing changed: no fetch, no apply");
         return Err(Ok(Action::requeue(interval)));
     }
-    let (trigger, overrides, image_tag) = claim_trigger(run, context, checked, trigger, overrides, image_tag).await?;
+    let (trigger, overrides, image_tag) =
+        claim_trigger(run, context, checked, &revision, trigger, overrides, image_tag).await?;
+    let already_recorded = trigger.is_some();
     let variables = merged_variables(&app.spec.variables, &overrides);
     let fingerprint = self::fingerprint(&revision, &variables, image_tag.as_deref(), app);
     conditions::clear(&mut run.status.conditions, DEFERRED);
@@ -74,10 +79,17 @@ pub(super) async fn source_and_trigger(run: &mut Run<'_>, context: &Context, che
     }
     let fetch = context.git.ensure(&source, &revision);
     if let Err(error) = fetch.instrument(tracing::info_span!("fetch", revision = %revision.name)).await {
-        let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval };
-        return Err(run.fail(error.reason(), error.to_string(), retry).await);
+        return Err(fetch_failed(run, error, interval).await);
     }
-    Ok(Work { source, revision, trigger, variables, fingerprint })
+    Ok(Work { source, revision, trigger, variables, fingerprint, already_recorded })
+}
+
+/// The revision's objects could not be fetched. A deployment recorded as started (a claimed
+/// trigger) is retried while the failure may pass, so the call is not lost; otherwise it ends.
+async fn fetch_failed(run: &mut Run<'_>, error: crate::source::SourceError, interval: Duration) -> Exit {
+    let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval };
+    let exit = run.fail(error.reason(), error.to_string(), retry).await;
+    if error.is_transient() { exit } else { super::deployment::abandon(run, exit).await }
 }
 
 async fn load_credentials(
@@ -125,6 +137,7 @@ async fn claim_trigger(
     run: &mut Run<'_>,
     context: &Context,
     checked: &Validated,
+    revision: &crate::source::Revision,
     trigger: Option<crate::api::TriggerRecord>,
     overrides: BTreeMap<String, String>,
     image_tag: Option<String>,
@@ -142,8 +155,17 @@ async fn claim_trigger(
     if let Some(next_open) = held(recorded) {
         return Err(defer(run, context, trigger, next_open).await);
     }
-    match claim::claim(run.api, run.app, held, &context.written).await.map_err(Err)? {
-        Claim::Claimed(trigger, claimed) => Ok((Some(trigger), claimed.variables, claimed.image_tag)),
+    let previous = run.status.last_applied_revision.clone();
+    let start = |t: &crate::api::TriggerRecord| {
+        deployment::new_record(context, run.app, revision, Some(t.id.clone()), previous.clone())
+    };
+    match claim::claim(run.api, run.app, held, start, &context.written).await.map_err(Err)? {
+        Claim::Claimed(trigger, claimed) => {
+            if let Some(record) = claimed.deployments.last() {
+                deployment::push_deployment(&mut run.status, record.clone());
+            }
+            Ok((Some(trigger), claimed.variables, claimed.image_tag))
+        }
         Claim::Held(trigger, next_open) => Err(defer(run, context, Some(trigger), next_open).await),
         Claim::Nothing => Ok((None, overrides, image_tag)),
         Claim::Busy => Err(Ok(Action::requeue(Duration::from_millis(200)))),
@@ -169,10 +191,9 @@ pub(super) async fn recorded_work(
     let variables = merged_variables(&app.spec.variables, &run.status.variables);
     let fingerprint = fingerprint(&revision, &variables, run.status.image_tag.as_deref(), app);
     if let Err(error) = context.git.ensure(&source, &revision).await {
-        let retry = if error.is_transient() { TRANSIENT_RETRY } else { checked.interval };
-        return Err(run.fail(error.reason(), error.to_string(), retry).await);
+        return Err(fetch_failed(run, error, checked.interval).await);
     }
-    Ok(Work { source, revision, trigger, variables, fingerprint })
+    Ok(Work { source, revision, trigger, variables, fingerprint, already_recorded: true })
 }
 
 /// Holds the deployment back: Deferred with the next window start, the trigger kept pending.

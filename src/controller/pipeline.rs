@@ -126,7 +126,10 @@ async fn phases(run: &mut Run<'_>, context: &Context) -> Phase<Action> {
             conditions::clear(&mut run.status.conditions, STALLED);
             run.status.observed_generation = run.generation;
             let work = inputs::source_and_trigger(run, context, &checked).await?;
-            let planned = build::render_and_plan(run, context, &work, &checked).await?;
+            let planned = match build::render_and_plan(run, context, &work, &checked).await {
+                Ok(planned) => planned,
+                Err(exit) => return Err(deployment::abandon(run, exit).await),
+            };
             let started = deployment::start(run, context, &work).await.map_err(Err)?;
             Err(deployment::carry_out(run, context, &checked, &work, started, planned).await)
         }
