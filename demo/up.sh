@@ -101,6 +101,9 @@ git ls-remote "$repo" main >/dev/null || fail "the Git server does not answer"
 info "$repo"
 
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+step "preparing the tenant namespace $ns: the ServiceAccount its applications act as, and its Role"
+info "(examples/tenant-namespace.yaml: tugboat applies as tugboat-deployer, never with its own rights)"
+sed "s/team-a/$ns/" "$root/examples/tenant-namespace.yaml" | kubectl apply -n "$ns" -f - | sed 's/^/    /'
 if [[ "$mode" == helm ]]; then
   step "installing tugboat with Helm: charts/tugboat, its image, on the real node"
   helm upgrade --install tugboat "$root/charts/tugboat" --namespace tugboat-system --create-namespace \

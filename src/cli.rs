@@ -68,6 +68,18 @@ struct RunArgs {
     /// concurrent trigger calls are already grouped by the endpoint, so the default does not wait.
     #[arg(long, env = "TUGBOAT_DEBOUNCE", default_value = "0s", value_parser = parse_duration)]
     debounce: Duration,
+    /// The ServiceAccount an application without `spec.serviceAccountName` acts as, in the
+    /// application's own namespace: the API server's RBAC then decides what its repository may
+    /// change. The account needs a Role in that namespace (see docs/install.md).
+    #[arg(long, env = "TUGBOAT_DEFAULT_SERVICE_ACCOUNT", default_value = DEFAULT_SERVICE_ACCOUNT,
+          value_parser = parse_account_name)]
+    default_service_account: String,
+    /// Single-team installs only, UNSAFE with several tenants: applications without
+    /// `spec.serviceAccountName` apply with the operator's own rights (every namespace and kind
+    /// its ClusterRole reaches) instead of `--default-service-account`. Any repository an
+    /// application points at can then write wherever the operator can.
+    #[arg(long, env = "TUGBOAT_APPLY_AS_OPERATOR")]
+    apply_as_operator: bool,
     /// Log format.
     #[arg(long, env = "TUGBOAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -105,6 +117,18 @@ enum LogFormat {
 
 fn parse_duration(value: &str) -> Result<Duration, String> {
     tugboat::duration::parse(value).map_err(|e| e.to_string())
+}
+
+/// `--default-service-account` unless set.
+const DEFAULT_SERVICE_ACCOUNT: &str = "tugboat-deployer";
+
+fn parse_account_name(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 253
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && value.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if valid { Ok(value.to_owned()) } else { Err(format!("{value:?} is not a ServiceAccount name")) }
 }
 
 fn parse_variable(value: &str) -> Result<(String, String), String> {
@@ -163,12 +187,19 @@ fn run(args: RunArgs) -> ExitCode {
         egress_allow,
         concurrency,
         debounce,
+        default_service_account,
+        apply_as_operator,
         log_format,
         leader_election,
         leader_election_namespace,
         leader_election_lease_name,
     } = args;
     init_logging(log_format);
+    if apply_as_operator {
+        tracing::warn!(
+            "--apply-as-operator: applications without spec.serviceAccountName apply with the operator's own rights; never share this operator between tenants"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return fail(format!("cannot start the async runtime: {error}")),
@@ -179,6 +210,7 @@ fn run(args: RunArgs) -> ExitCode {
         debounce,
         namespace,
         default_windows: default_change_windows.into_iter().map(|w| w.0).collect(),
+        default_service_account: (!apply_as_operator).then_some(default_service_account),
     };
     let election = leader_election.then(|| {
         let namespace = leader_election_namespace

@@ -42,6 +42,8 @@ reasons! {
     InvalidSpec,
     SecretNotFound,
     RenderFailed,
+    /// A variable set by a trigger call reaches an object's apiVersion, kind, name or namespace.
+    VariableNotAllowed,
     PlanFailed,
     HealthCheckFailed,
     Healthy,
@@ -75,6 +77,8 @@ reasons! {
     PruneFailed,
     RestartFailed,
     ImpersonationFailed,
+    /// An object of the set was applied by another application: it is not taken over.
+    OwnedByAnotherApplication,
     ApiServerUnreachable,
     // Webhook.
     Ready,

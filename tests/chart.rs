@@ -25,9 +25,11 @@ const VALUE_SETS: &[&[&str]] = &[
     &[
         "rbac.deployRules=null",
         "rbac.impersonation=false",
+        "tenancy.applyAsOperator=true",
         "leaderElection.enabled=false",
         "serviceAccount.create=false",
     ],
+    &["tenancy.namespaces[0]=team-a", "tenancy.namespaces[1]=team-b", "tenancy.defaultServiceAccount=deployer"],
     &[
         "serviceMonitor.enabled=true",
         "operator.egressAllow[0]=10.96.0.0/12",
@@ -159,6 +161,58 @@ fn namespaced_scope_uses_roles_and_watches_one_namespace() {
     assert!(env.iter().any(|e| e["name"] == "TUGBOAT_NAMESPACE" && e["value"] == "shop"), "{env:?}");
     let role = docs.iter().find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "t-tugboat").expect("Role");
     assert_eq!(role["metadata"]["namespace"], "shop");
+}
+
+#[test]
+fn tenants_get_their_account_and_the_operator_deploys_nothing_with_its_own_rights() {
+    let Some(helm) = testenv_tool("helm") else { return };
+    let named = |docs: &[Value], kind: &str, name: &str, namespace: Option<&str>| {
+        docs.iter()
+            .find(|d| {
+                d["kind"] == kind && d["metadata"]["name"] == name && d["metadata"]["namespace"].as_str() == namespace
+            })
+            .cloned()
+    };
+    // Defaults: the deployer rules exist for tenants, bound to nobody; the operator acts as
+    // each application's account.
+    let docs = documents(&template(&helm, "t", "ops", &[]));
+    assert!(named(&docs, "ClusterRole", "t-tugboat-deployer", None).is_some());
+    assert!(
+        named(&docs, "ClusterRoleBinding", "t-tugboat-deployer", None).is_none(),
+        "no deploy rights for the operator"
+    );
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").expect("Deployment");
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"].as_array().expect("env");
+    assert!(env.iter().any(|e| e["name"] == "TUGBOAT_DEFAULT_SERVICE_ACCOUNT" && e["value"] == "tugboat-deployer"));
+    assert!(!env.iter().any(|e| e["name"] == "TUGBOAT_APPLY_AS_OPERATOR"), "{env:?}");
+
+    // Prepared tenants: the account and a RoleBinding to the deployer rules, in each namespace.
+    let docs =
+        documents(&template(&helm, "t", "ops", &["tenancy.namespaces[0]=team-a", "tenancy.namespaces[1]=team-b"]));
+    for tenant in ["team-a", "team-b"] {
+        assert!(named(&docs, "ServiceAccount", "tugboat-deployer", Some(tenant)).is_some(), "{tenant}");
+        let binding = named(&docs, "RoleBinding", "t-tugboat-deployer", Some(tenant)).expect("RoleBinding");
+        assert_eq!(binding["roleRef"]["name"], "t-tugboat-deployer");
+        assert_eq!(binding["subjects"][0]["namespace"], tenant, "the tenant's own account");
+    }
+
+    // The single-team opt-out binds the rules to the operator and says so to the process.
+    let docs = documents(&template(&helm, "t", "ops", &["tenancy.applyAsOperator=true"]));
+    let binding = named(&docs, "ClusterRoleBinding", "t-tugboat-deployer", None).expect("binding");
+    assert_eq!(binding["subjects"][0]["name"], "t-tugboat");
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").expect("Deployment");
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"].as_array().expect("env");
+    assert!(env.iter().any(|e| e["name"] == "TUGBOAT_APPLY_AS_OPERATOR" && e["value"] == "true"), "{env:?}");
+
+    // No impersonation means no tenancy: refused unless the opt-out is explicit.
+    let refused = Command::new(&helm)
+        .args(["template", "t"])
+        .arg(chart_dir())
+        .args(["--kube-version", "1.35.0", "--set", "rbac.impersonation=false"])
+        .output()
+        .expect("helm");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("tenancy.applyAsOperator"));
 }
 
 fn documents(yaml: &str) -> Vec<Value> {

@@ -129,6 +129,19 @@ async fn crds_become_established_and_refuse_invalid_objects_naming_the_field() {
             "waitForCompletion": {"statusUrlFrom": "ResponseField", "statusJsonPath": "$.state", "success": ["SUCCESS"]}}),
             &["spec.waitForCompletion", "statusUrlJsonPath is required"],
         ),
+        // A poll loop without a pause, and a gate that may hold a deployment for ever.
+        (
+            "OutgoingWebhook",
+            json!({"url": "https://x.example.com", "triggers": ["deployment.started"],
+            "waitForCompletion": {"statusUrlFrom": "Location", "statusJsonPath": "$.state", "success": ["SUCCESS"], "pollInterval": "0s"}}),
+            &["spec.waitForCompletion", "pollInterval must be at least 1s"],
+        ),
+        (
+            "OutgoingWebhook",
+            json!({"url": "https://x.example.com", "triggers": ["deployment.started"],
+            "waitForCompletion": {"statusUrlFrom": "Location", "statusJsonPath": "$.state", "success": ["SUCCESS"], "timeout": "9999h"}}),
+            &["spec.waitForCompletion", "timeout must be between 1s and 24h"],
+        ),
     ];
     assert!(cases.len() >= 8);
     let mut failures = Vec::new();

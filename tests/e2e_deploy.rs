@@ -168,8 +168,10 @@ async fn a_commit_with_one_invalid_manifest_applies_nothing_and_keeps_the_previo
 
 #[tokio::test]
 async fn source_and_variable_problems_each_say_which() {
-    let Some(f) = Fixture::start("errors", &demo_manifests(), &[]).await else { return };
+    // JSON logs: span fields are written out in full there.
+    let Some(f) = Fixture::start("errors", &demo_manifests(), &["--log-format", "json"]).await else { return };
     f.create_secret("wrong-auth", &[("username", "deployer"), ("password", "wrong")]).await;
+    let with_userinfo = f.server.url("team/app.git").replacen("://", "://deployer:leaked-token-5f2a@", 1);
     let strict = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: strict\ndata:\n  value: ${NOT_SET}\n";
     f.commit(&[("strict/cm.yaml", Some(strict))], "strict manifest");
     let missing_repo = f.server.url("team/missing.git");
@@ -215,7 +217,16 @@ async fn source_and_variable_problems_each_say_which() {
             !message.contains("wrong") || name != "wrong-password" || !message.contains(":wrong@"),
             "no password in messages"
         );
+        assert!(!message.contains("leaked-token-5f2a"), "{name}: no URL credentials in status: {message}");
     }
+    // Credentials in the URL itself (whatever the server makes of them): never in status or logs.
+    f.create_app("userinfo-url", f.app_spec(json!({"source": {"repoURL": with_userinfo}}))).await;
+    let app = f.wait_app("userinfo-url", "a Ready condition", |a| ready(a).is_some()).await;
+    let (_, _, message) = ready(&app).expect("ready");
+    assert!(!message.contains("leaked-token-5f2a"), "no URL credentials in status: {message}");
+    let log = f.operator.log_text();
+    assert!(log.contains("userinfo-url"), "the log covers the application");
+    assert!(!log.contains("leaked-token-5f2a"), "no URL credentials in the log (span fields included)");
 }
 
 #[tokio::test]
@@ -225,6 +236,7 @@ async fn two_applications_on_one_repository_fetch_once_per_new_revision() {
     let spec =
         |ns: &str| f.app_spec(json!({"targetNamespace": ns, "updates": {"mechanism": "Polling", "interval": "5s"}}));
     let other_ns = support::cluster::TestNamespace::create(&f.client, "shared-b").await;
+    support::restricted::allow_deploys(&f.client, &f.ns.name, &other_ns.name).await;
     f.create_app("a", spec(&f.ns.name)).await;
     f.create_app("b", spec(&other_ns.name)).await;
     f.wait_app("a", "first revision", |a| is_ready_at(a, &first)).await;
@@ -246,6 +258,7 @@ async fn deleting_an_application_removes_its_objects_only_with_prune() {
     let Some(f) = Fixture::start("delete", &demo_manifests(), &[]).await else { return };
     let sha = f.head();
     let keep_ns = support::cluster::TestNamespace::create(&f.client, "delete-keep").await;
+    support::restricted::allow_deploys(&f.client, &f.ns.name, &keep_ns.name).await;
     f.create_app("pruned", f.app_spec(json!({"prune": true}))).await;
     f.create_app("kept", f.app_spec(json!({"prune": false, "targetNamespace": keep_ns.name}))).await;
     f.wait_app("pruned", "ready", |a| is_ready_at(a, &sha)).await;
@@ -319,7 +332,8 @@ async fn a_service_account_without_rights_gets_a_clear_forbidden_status() {
 
 #[tokio::test]
 async fn namespaces_and_crds_are_applied_before_the_objects_that_need_them() {
-    let Some(f) = Fixture::start("order", &[], &[]).await else { return };
+    // A Namespace and a CRD are cluster-wide: a single-team install (the operator's own rights).
+    let Some(f) = Fixture::start("order", &[], &["--apply-as-operator"]).await else { return };
     let target = format!("{}-made", f.ns.name);
     let group = format!("{}.example.com", f.ns.name);
     let crd = format!(

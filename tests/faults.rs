@@ -325,6 +325,67 @@ async fn hanging_admission(timeout_seconds: u32) {
     f.wait_app("shop", "deployed once admission works again", |a| is_ready_at(a, &sha)).await;
 }
 
+/// A call's `rollout-restart` that meets an apply failing for a while (admission hangs) is
+/// carried out once the failure passes, without another call: the claimed trigger is not lost.
+#[tokio::test]
+async fn a_calls_restart_is_carried_out_after_an_apply_that_failed_for_a_while() {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let Some(f) = Fixture::start("restart-kept", &demo_manifests(), &[]).await else { return };
+    let sha = f.head();
+    f.create_app("shop", f.app_spec(json!({}))).await;
+    f.wait_app("shop", "first deployment", |a| is_ready_at(a, &sha)).await;
+    let path = f.create_webhook("deploy", json!({"targets": [{"name": "shop"}]})).await;
+
+    let (port, _hole) = black_hole();
+    let name = format!("tugboat-restart-kept-{}", f.ns.name);
+    let configurations: Api<ValidatingWebhookConfiguration> = Api::all(f.client.clone());
+    let configuration: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "webhooks": [{
+            "name": "hang.tugboat.dev",
+            "clientConfig": {"url": format!("https://127.0.0.1:{port}/validate"), "caBundle": ""},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["configmaps"]}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": f.ns.name}},
+            "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"], "timeoutSeconds": 2,
+        }]
+    }))
+    .expect("webhook configuration");
+    configurations.create(&PostParams::default(), &configuration).await.expect("create webhook configuration");
+
+    let reply = try_request(f.operator.trigger_port, "POST", &format!("{path}?rollout-restart=all"), &[], b"")
+        .await
+        .expect("endpoint");
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let app = f
+        .wait_app("shop", "Ready=False while admission hangs", |a| {
+            ready(a).is_some_and(|(s, _, m)| s == "False" && m.contains("retrying"))
+        })
+        .await;
+    let record = app.status.as_ref().and_then(|s| s.deployments.last().cloned()).expect("a deployment");
+    assert_eq!(record.result, DeploymentResult::Running, "still under way, with the call: {record:?}");
+    let deployments: Api<Deployment> = Api::namespaced(f.client.clone(), &f.ns.name);
+    let restarted_at = |d: &Deployment| {
+        d.spec
+            .as_ref()?
+            .template
+            .metadata
+            .as_ref()?
+            .annotations
+            .as_ref()?
+            .get("kubectl.kubernetes.io/restartedAt")
+            .cloned()
+    };
+    assert_eq!(restarted_at(&deployments.get("web").await.expect("web")), None, "not restarted yet");
+
+    configurations.delete(&name, &DeleteParams::default()).await.expect("delete webhook configuration");
+    // No second call, no reconcile request: the retry carries the restart out.
+    eventually("the call's restart, once admission works", Duration::from_secs(90), || async {
+        restarted_at(&deployments.get("web").await.ok()?)
+    })
+    .await;
+    f.wait_app("shop", "the deployment finished", |a| ready(a).is_some_and(|(s, _, _)| s == "True")).await;
+}
+
 #[tokio::test]
 async fn an_apply_that_hangs_in_admission_is_reported_and_applies_nothing() {
     hanging_admission(3).await;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use serde_json::json;
 use tugboat::render::{
-    MAX_DEPTH, ManifestFile, RenderError, fuzz_render, placeholders, read_manifests, render, to_yaml_stream,
+    MAX_DEPTH, ManifestFile, RenderError, fuzz_render, identity_variables, placeholders, read_manifests, render,
+    to_yaml_stream,
 };
 
 fn file(content: &str) -> ManifestFile {
@@ -136,4 +137,33 @@ fn fuzz_entry_point_smoke() {
     fuzz_render(b"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ${N}}\nspec: {template: {spec: {containers: [{image: a, env: [{name: N}]}]}}}\0N=x\ny: 1\0bad");
     fuzz_render(b"\xff\xfe${\0\0=");
     fuzz_render(&[b'['; 5000]);
+}
+
+#[test]
+fn variables_that_reach_an_identity_field_are_found_with_the_field_and_no_others() {
+    let files = [
+        file(
+            "apiVersion: ${GROUP:-apps}/v1\nkind: Deployment\nmetadata:\n  name: web-${SUFFIX}\n  namespace: \"${NS:-team-a}\"\n  labels: {tier: ${TIER}}\nspec:\n  replicas: ${REPLICAS:-2}\n",
+        ),
+        ManifestFile {
+            path: "b.yaml".to_owned(),
+            content: "apiVersion: v1\nkind: ${KIND:-ConfigMap}\nmetadata: {name: cfg}\ndata: {tag: \"${TAG}\", ns: \"${NS}\"}\n".to_owned(),
+        },
+    ];
+    let found = identity_variables(&files).expect("renders");
+    let want: BTreeMap<String, String> = [
+        ("GROUP", "f.yaml#1 apiVersion"),
+        ("KIND", "b.yaml#1 kind"),
+        ("NS", "f.yaml#1 metadata.namespace"),
+        ("SUFFIX", "f.yaml#1 metadata.name"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(found, want, "TIER, REPLICAS and TAG only set values");
+    assert!(
+        identity_variables(&[file("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")])
+            .expect("renders")
+            .is_empty()
+    );
 }

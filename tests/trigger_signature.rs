@@ -196,7 +196,26 @@ fn token_providers_table() {
             Err(SignatureError::Mismatch),
         ),
         ("harbor missing", Provider::Harbor, vec![], Err(SignatureError::Missing("Authorization"))),
-        ("generic needs nothing", Provider::Generic, vec![], Ok(())),
+        // A generic Webhook with a secretRef wants the token as a Bearer credential.
+        (
+            "generic with a secret: token",
+            Provider::Generic,
+            vec![("authorization", format!("Bearer {secret}"))],
+            Ok(()),
+        ),
+        (
+            "generic with a secret: wrong token",
+            Provider::Generic,
+            vec![("authorization", "Bearer nope".to_owned())],
+            Err(SignatureError::Mismatch),
+        ),
+        ("generic with a secret: none", Provider::Generic, vec![], Err(SignatureError::Missing("Authorization"))),
+        (
+            "generic with a secret: not bearer",
+            Provider::Generic,
+            vec![("authorization", secret.to_string())],
+            Err(SignatureError::Malformed { header: "Authorization", reason: "expected Bearer <token>" }),
+        ),
         ("dockerhub needs nothing", Provider::Dockerhub, vec![], Ok(())),
     ];
     for (name, provider, pairs, expected) in rows {

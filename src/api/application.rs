@@ -248,6 +248,11 @@ pub struct GitOpsApplicationStatus {
     /// Digest of revision, variables and spec of the last successful apply; equal inputs skip all work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_fingerprint: Option<String>,
+    /// Digest of the source (repoURL, ref, secretRef) of the last apply. The Git cache is shared
+    /// by all applications: a cached commit is used for an application only once its own
+    /// credentials read this source, so another tenant's private commits are never served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_source: Option<String>,
     /// The last `tugboat.dev/reconcile-requested-at` annotation value acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,

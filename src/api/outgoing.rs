@@ -126,6 +126,8 @@ pub enum HookGate {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.statusUrlFrom != 'ResponseField' || has(self.statusUrlJsonPath)").message("statusUrlJsonPath is required when statusUrlFrom is ResponseField"))]
+#[x_kube(validation = Rule::new("!has(self.pollInterval) || duration(self.pollInterval) >= duration('1s')").message("pollInterval must be at least 1s"))]
+#[x_kube(validation = Rule::new("!has(self.timeout) || (duration(self.timeout) >= duration('1s') && duration(self.timeout) <= duration('24h'))").message("timeout must be between 1s and 24h"))]
 pub struct WaitForCompletion {
     /// Where the status URL comes from.
     pub status_url_from: StatusUrlFrom,
@@ -149,10 +151,16 @@ pub struct WaitForCompletion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^\$"))]
     pub progress_json_path: Option<String>,
-    /// Time between polls.
+    /// Poll a status URL on another origin (scheme, host, port) than the call. Off by default:
+    /// polls carry the hook's headers and signature, so a receiver could otherwise send them to
+    /// any host.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_other_origins: bool,
+    /// Time between polls: at least 1s.
     #[serde(default = "default_poll_interval")]
     pub poll_interval: DurationString,
-    /// Give up (and fail) after this long.
+    /// Give up (and fail) after this long: 1s to 24h. A gate waits this long at most (without
+    /// holding a work slot: other deployments go on meanwhile).
     #[serde(default = "default_wait_timeout")]
     pub timeout: DurationString,
 }

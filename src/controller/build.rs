@@ -30,9 +30,19 @@ pub(super) async fn render_and_plan(
     let render_span = tracing::info_span!("render", revision = %revision.name, files = files.len());
     let strict = app.spec.strict_variables;
     let rendered = match render_span.in_scope(|| render_with_overrides(&files, &work.variables, &run.status, strict)) {
-        Ok((rendered, variable_names)) => {
+        Ok(Checked::Rendered(rendered, variable_names)) => {
             run.status.variable_names = variable_names;
             rendered
+        }
+        Ok(Checked::CallSetsIdentity { variable, place }) => {
+            // Dropped, so the next deployment does not fail on it again.
+            run.status.variables.remove(&variable);
+            let message = format!(
+                "revision {}: variable {variable} was set by a trigger call, but it sets {place}; values from a call never choose an object's apiVersion, kind, name or namespace, so nothing was applied and the call's value is dropped",
+                revision.name
+            );
+            events::publish(context, app, true, Reason::VariableNotAllowed.as_str(), message.clone()).await;
+            return Err(run.fail(Reason::VariableNotAllowed, message, interval).await);
         }
         Err(error) => {
             let message = format!("revision {}: {error}", revision.name);
@@ -62,20 +72,34 @@ fn with_repository_paths(path: &str, mut files: Vec<render::ManifestFile>) -> Ve
     files
 }
 
+/// What rendering gave, once checked against what the calls set.
+enum Checked {
+    /// The objects, and the variable names a call may set.
+    Rendered(render::Rendered, Vec<String>),
+    /// A variable a call set (`status.variables`) reaches an identity field.
+    CallSetsIdentity { variable: String, place: String },
+}
+
 /// Renders, then applies webhook env overrides and the image tag to workload templates.
-/// Also returns the variable names a call may set (placeholders and workload env vars).
+/// Also returns the variable names a call may set: placeholders and workload env vars, but
+/// never a variable that reaches an identity field (`render::IDENTITY_FIELDS`).
 fn render_with_overrides(
     files: &[render::ManifestFile],
     variables: &BTreeMap<String, String>,
     status: &GitOpsApplicationStatus,
     strict: bool,
-) -> Result<(render::Rendered, Vec<String>), render::RenderError> {
+) -> Result<Checked, render::RenderError> {
+    let identity = render::identity_variables(files)?;
+    if let Some((variable, place)) = status.variables.keys().find_map(|name| identity.get_key_value(name)) {
+        return Ok(Checked::CallSetsIdentity { variable: variable.clone(), place: place.clone() });
+    }
     let mut rendered = render::render(files, variables, strict)?;
     let mut names = render::placeholders(files)?;
     names.extend(render::env_var_names(rendered.values()));
+    names.retain(|name| !identity.contains_key(name));
     render::apply_env_overrides(rendered.values_mut(), &status.variables);
     if let Some(tag) = &status.image_tag {
         render::apply_image_tag(rendered.values_mut(), tag)?;
     }
-    Ok((rendered, names.into_iter().collect()))
+    Ok(Checked::Rendered(rendered, names.into_iter().collect()))
 }

@@ -91,14 +91,16 @@ pub struct Asked {
     pub spec_changed: bool,
     /// The application polls its repository (`spec.updates.mechanism: Polling`).
     pub polling: bool,
-    /// Nothing was ever applied.
-    pub never_applied: bool,
+    /// Nothing was applied from the current source (URL, reference, credentials Secret) yet:
+    /// this application's credentials have not shown they can read it, so no commit another
+    /// application fetched into the shared cache may be used for it.
+    pub source_unproven: bool,
 }
 
 impl Asked {
     /// Must the remote be asked for the ref, or may the cached commit be used?
     pub fn ask_remote(self) -> bool {
-        self.polling || self.request_pending || self.spec_changed || self.never_applied
+        self.polling || self.request_pending || self.spec_changed || self.source_unproven
     }
 }
 
@@ -506,7 +508,7 @@ mod tests {
             Asked { polling: true, ..Asked::default() },
             Asked { request_pending: true, ..Asked::default() },
             Asked { spec_changed: true, ..Asked::default() },
-            Asked { never_applied: true, ..Asked::default() },
+            Asked { source_unproven: true, ..Asked::default() },
         ] {
             assert!(asked.ask_remote(), "{asked:?}");
         }

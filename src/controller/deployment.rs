@@ -209,7 +209,7 @@ async fn apply(
     let request = DeployRequest {
         owner: &owner,
         default_namespace: &default_namespace,
-        service_account: app.spec.service_account_name.as_deref(),
+        service_account: context.settings.acting_account(app),
         objects,
         previous_inventory: &run.status.inventory,
         prune: app.spec.prune,
@@ -221,11 +221,18 @@ async fn apply(
     let deployed = context.deployer.deploy(request).instrument(tracing::info_span!("apply", deploy_id = %id)).await;
     let outcome = match deployed {
         Ok(outcome) => outcome,
+        // A call's restarts must not be lost to a failure that may pass: the deployment stays
+        // under way (its record, with the call, is in status) and is applied again.
+        Err(error) if error.is_transient() && work.trigger.as_ref().is_some_and(|t| !t.rollout_restart.is_empty()) => {
+            let message = format!("{error} (retrying: the call's rollout-restart is carried out once this passes)");
+            return run.fail(error.reason(), message, decide::TRANSIENT_RETRY).await;
+        }
         Err(error) => return finish(run, context, checked, Ending::ApplyFailed(error)).await,
     };
     run.status.inventory = outcome.inventory.clone();
     run.status.last_applied_revision = Some(work.revision.name.clone());
     run.status.last_applied_fingerprint = Some(work.fingerprint.clone());
+    run.status.last_applied_source = Some(inputs::source_digest(app));
     let record = recorded(run);
     record.restarted = outcome.restarted.clone();
     record.message = Some(decide::applied_summary(&work.revision.name, &outcome));
@@ -243,7 +250,7 @@ async fn apply(
 async fn rollout(run: &mut Run<'_>, context: &Context, checked: &Validated) -> Exit {
     let record = recorded(run).clone();
     let owner = run.owner()?;
-    let service_account = run.app.spec.service_account_name.as_deref();
+    let service_account = context.settings.acting_account(run.app);
     let states = match context.deployer.rollouts(&owner, service_account, &record.awaiting).await {
         Ok(states) => states,
         Err(error) => {

@@ -43,7 +43,7 @@ pub(super) async fn source_and_trigger(run: &mut Run<'_>, context: &Context, che
         request_pending: crate::trigger::record::work_pending(app),
         spec_changed: app.status.as_ref().and_then(|s| s.observed_generation) != run.generation,
         polling: app.spec.updates.mechanism == UpdateMechanism::Polling,
-        never_applied: run.status.last_applied_revision.is_none(),
+        source_unproven: run.status.last_applied_source.as_deref() != Some(source_digest(app).as_str()),
     };
     let revision = resolve(run, context, &source, asked, interval).await?;
     run.status.last_handled_reconcile_at = requested;
@@ -120,7 +120,12 @@ async fn resolve(
     if let Some(revision) = cached {
         return Ok(revision);
     }
-    match context.git.resolve(source).instrument(tracing::info_span!("fetch", url = %source.url)).await {
+    match context
+        .git
+        .resolve(source)
+        .instrument(tracing::info_span!("fetch", url = %crate::source::url::redact_text(&source.url)))
+        .await
+    {
         Ok(revision) => Ok(revision),
         Err(error) => {
             let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval.min(Duration::from_secs(60)) };
@@ -262,6 +267,14 @@ fn fingerprint(
     let input = serde_json::json!({"revision": revision.sha, "variables": variables, "tag": tag, "spec": app.spec});
     let digest = Sha256::digest(input.to_string().as_bytes());
     hex::encode(digest)
+}
+
+/// Digest of what says where the revision comes from and who reads it (`lastAppliedSource`).
+pub(super) fn source_digest(app: &GitOpsApplication) -> String {
+    let source = &app.spec.source;
+    let secret = source.secret_ref.as_ref().map(|s| s.name.as_str());
+    let input = serde_json::json!({"url": source.repo_url, "ref": source.reference, "secret": secret});
+    hex::encode(Sha256::digest(input.to_string().as_bytes()))
 }
 
 fn last_finished(status: &GitOpsApplicationStatus) -> Option<Time> {

@@ -32,7 +32,8 @@ impl Seen {
 
     fn query(&self) -> BTreeMap<String, String> {
         let query = self.uri.split_once('?').map(|(_, q)| q).unwrap_or_default();
-        query.split('&').filter_map(|pair| pair.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        query.split('&').filter_map(|pair| pair.split_once('=')).map(|(k, v)| (decode(k), decode(v))).collect()
     }
 
     /// `METHOD path` with `(dry run)` for dry runs: what the sequence assertions compare.
@@ -209,6 +210,8 @@ async fn one_reconcile_of_a_new_revision_makes_exactly_these_requests() {
         debounce: std::time::Duration::ZERO,
         namespace: None,
         default_windows: Vec::new(),
+        // As the operator itself: an impersonating client is a new connection the mock cannot see.
+        default_service_account: None,
     };
     let git = crate::source::GitCache::new(
         dir.join("cache"),
@@ -258,7 +261,7 @@ async fn one_reconcile_of_a_new_revision_makes_exactly_these_requests() {
         "{calls:#?}"
     );
     for apply in seen.iter().filter(|s| s.method == "PATCH" && !s.path().ends_with("/status")) {
-        assert_eq!(apply.query().get("fieldManager").map(String::as_str), Some("tugboat"), "{apply:?}");
+        assert_eq!(apply.query().get("fieldManager").map(String::as_str), Some("tugboat/team/shop"), "{apply:?}");
         assert_eq!(apply.body["metadata"]["labels"]["tugboat.dev/application"], "shop", "{apply:?}");
     }
 

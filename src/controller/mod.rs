@@ -55,6 +55,18 @@ pub struct Settings {
     pub namespace: Option<String>,
     /// Change windows for applications that set none (`--default-change-window`).
     pub default_windows: Vec<crate::api::ChangeWindow>,
+    /// The ServiceAccount of its own namespace an application without `serviceAccountName`
+    /// acts as (`--default-service-account`). `None` only with `--apply-as-operator`: such
+    /// applications then apply with the operator's own rights (single-team installs).
+    pub default_service_account: Option<String>,
+}
+
+impl Settings {
+    /// The ServiceAccount (of the application's namespace) an application acts as when it
+    /// applies, reads its rollouts and prunes; `None`: the operator's own identity.
+    pub fn acting_account<'a>(&'a self, app: &'a GitOpsApplication) -> Option<&'a str> {
+        app.spec.service_account_name.as_deref().or(self.default_service_account.as_deref())
+    }
 }
 
 /// Shared state of every reconcile.

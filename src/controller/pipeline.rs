@@ -163,7 +163,7 @@ async fn cleanup(app: &GitOpsApplication, context: &Context) -> Result<Action, E
     let namespace = app.namespace().ok_or(Error::NoNamespace)?;
     let owner = Owner { namespace, name: app.name_any() };
     let inventory = app.status.as_ref().map(|s| s.inventory.clone()).unwrap_or_default();
-    match context.deployer.delete_all(&owner, app.spec.service_account_name.as_deref(), &inventory).await {
+    match context.deployer.delete_all(&owner, context.settings.acting_account(app), &inventory).await {
         Ok(deleted) => {
             tracing::info!(application = %owner.name, ?deleted, "deleted the application's objects");
             Ok(Action::await_change())

@@ -11,11 +11,11 @@ use kube::discovery::{self, Scope};
 use kube::{Client, Config};
 use serde_json::Value;
 
+use super::RESTART_FIELD_MANAGER;
 use super::error::DeployError;
 use super::health::{self, Rollout};
 use super::plan::{Owner, PlannedObject};
 use super::restart::{self, RestartSelection};
-use super::{FIELD_MANAGER, RESTART_FIELD_MANAGER};
 use crate::api::InventoryEntry;
 
 /// Applies planned sets; shares discovery and impersonating clients between deployments.
@@ -116,7 +116,9 @@ impl Deployer {
 
         // 1. Dry run of everything that can be checked now, side by side, while the workloads'
         // generations before the apply are read; the first refusal in file order is reported.
-        let dry_runs: Vec<_> = resolved.iter().map(|item| dry_run(&client, item, &namespaces_in_set)).collect();
+        let manager = request.owner.field_manager();
+        let dry_runs: Vec<_> =
+            resolved.iter().map(|item| dry_run(&client, item, request.owner, &manager, &namespaces_in_set)).collect();
         let dry_runs = futures::stream::iter(dry_runs).buffered(PARALLEL_REQUESTS).collect::<Vec<_>>();
         let (refusals, before) = tokio::join!(dry_runs, self.workload_generations(&client, &resolved));
         if let Some(refusal) = refusals.into_iter().flatten().next() {
@@ -126,7 +128,7 @@ impl Deployer {
         // 2. Namespaces and CRDs first; kinds the new CRDs define are resolved once established.
         let mut outcome = Outcome::default();
         for item in resolved.iter().filter(|r| r.object.is_namespace() || r.object.is_crd()) {
-            self.apply_one(&client, item).await?;
+            self.apply_one(&client, item, &manager).await?;
         }
         for item in resolved.iter().filter(|r| r.object.is_crd()) {
             self.wait_established(&item.object.name).await?;
@@ -143,7 +145,7 @@ impl Deployer {
         // 3. Everything else, in file order.
         let mut live: HashMap<ObjectKey, Value> = HashMap::new();
         for item in resolved.iter().filter(|r| !r.object.is_namespace() && !r.object.is_crd()) {
-            let applied = self.apply_one(&client, item).await?;
+            let applied = self.apply_one(&client, item, &manager).await?;
             live.insert(ObjectKey::of(item), applied);
         }
         outcome.inventory = resolved.iter().map(inventory_entry).collect();
@@ -222,14 +224,14 @@ impl Deployer {
         Ok(resolved)
     }
 
-    async fn apply_one(&self, client: &Client, item: &Resolved) -> Result<Value, DeployError> {
+    async fn apply_one(&self, client: &Client, item: &Resolved, manager: &str) -> Result<Value, DeployError> {
         let Some(resource) = &item.resource else { return Err(unknown_kind(&item.object)) };
         let api = dynamic_api(client, resource, item.namespace.as_deref());
         let mut value = item.object.value.clone();
         if let (Some(ns), Some(meta)) = (&item.namespace, value.get_mut("metadata").and_then(Value::as_object_mut)) {
             meta.insert("namespace".into(), Value::String(ns.clone()));
         }
-        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let params = PatchParams::apply(manager).force();
         let applied = api
             .patch(&item.object.name, &params, &Patch::Apply(&value))
             .await
@@ -403,11 +405,29 @@ fn inventory_entry(item: &Resolved) -> InventoryEntry {
 }
 
 /// The server-side dry run of one object: the error that refuses it, if any. A 404 for an
-/// object whose namespace the same set creates is no refusal (the namespace comes first).
-async fn dry_run(client: &Client, item: &Resolved, namespaces_in_set: &BTreeSet<String>) -> Option<DeployError> {
+/// object whose namespace the same set creates is no refusal (the namespace comes first). An
+/// object another application applied is refused too: it is never taken over (the dry run's
+/// answer lists every field manager of the live object, so this costs no extra request).
+async fn dry_run(
+    client: &Client,
+    item: &Resolved,
+    owner: &Owner,
+    manager: &str,
+    namespaces_in_set: &BTreeSet<String>,
+) -> Option<DeployError> {
     let api = dynamic_api(client, item.resource.as_ref()?, item.namespace.as_deref());
-    let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
-    let error = api.patch(&item.object.name, &params, &Patch::Apply(&item.object.value)).await.err()?;
+    let params = PatchParams::apply(manager).force().dry_run();
+    let error = match api.patch(&item.object.name, &params, &Patch::Apply(&item.object.value)).await {
+        Ok(result) => {
+            let other = owner.other_owner(&serde_json::to_value(&result).unwrap_or_default())?;
+            return Some(DeployError::OwnedByAnother {
+                origin: item.object.origin.clone(),
+                object: item.object.display(),
+                owner: other,
+            });
+        }
+        Err(error) => error,
+    };
     let namespace_pending = item.namespace.as_ref().is_some_and(|ns| namespaces_in_set.contains(ns))
         && matches!(&error, kube::Error::Api(e) if e.code == 404);
     (!namespace_pending).then(|| DeployError::from_api(&item.object.origin, &item.object.display(), error))

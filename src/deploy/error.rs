@@ -11,6 +11,10 @@ pub enum DeployError {
     Invalid { origin: String, object: String, message: String },
     #[error("{origin}: {object} is forbidden: {message}")]
     Forbidden { origin: String, object: String, message: String },
+    #[error(
+        "{origin}: {object} belongs to the application {owner}; an application never takes over another's objects (rename it, or remove it from the other application first)"
+    )]
+    OwnedByAnother { origin: String, object: String, owner: String },
     #[error("{origin}: applying {object} failed: {message}")]
     ApplyFailed { origin: String, object: String, message: String },
     #[error("CRD {name} did not become established in time")]
@@ -31,6 +35,7 @@ impl DeployError {
         match self {
             Self::UnknownKind { .. } | Self::Invalid { .. } => Reason::ValidationFailed,
             Self::Forbidden { .. } => Reason::Forbidden,
+            Self::OwnedByAnother { .. } => Reason::OwnedByAnotherApplication,
             Self::ApplyFailed { .. } | Self::CrdNotEstablished { .. } => Reason::ApplyFailed,
             Self::PruneFailed { .. } => Reason::PruneFailed,
             Self::RestartFailed { .. } => Reason::RestartFailed,

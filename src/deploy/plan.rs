@@ -17,6 +17,11 @@ pub const APPLICATION_LABEL: &str = "tugboat.dev/application";
 /// Namespace of the owning application.
 pub const APPLICATION_NAMESPACE_LABEL: &str = "tugboat.dev/application-namespace";
 
+/// Field managers of applications' applies start with this (`tugboat/<namespace>/<name>`).
+pub const FIELD_MANAGER_PREFIX: &str = "tugboat/";
+/// The API server's limit on a field manager's length.
+const MAX_FIELD_MANAGER: usize = 128;
+
 /// Which application the objects belong to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
@@ -32,6 +37,35 @@ impl Owner {
             (APPLICATION_LABEL, self.name.clone()),
             (APPLICATION_NAMESPACE_LABEL, self.namespace.clone()),
         ]
+    }
+
+    /// The field manager of this application's applies. One per application, so two
+    /// applications' fields are never confused, and an object another application applied
+    /// shows who owns it (its managed fields). Kept within the API server's 128 characters.
+    pub fn field_manager(&self) -> String {
+        let manager = format!("{FIELD_MANAGER_PREFIX}{}/{}", self.namespace, self.name);
+        if manager.len() <= MAX_FIELD_MANAGER {
+            return manager;
+        }
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{}/{}", self.namespace, self.name).as_bytes());
+        let keep = MAX_FIELD_MANAGER - FIELD_MANAGER_PREFIX.len() - 17;
+        let prefix: String = format!("{}/{}", self.namespace, self.name).chars().take(keep).collect();
+        format!("{FIELD_MANAGER_PREFIX}{prefix}~{}", &hex::encode(digest)[..16])
+    }
+
+    /// Another application that applied `object` (by its field manager), if any. Managers of
+    /// tugboat's status, restarts and versions before per-application managers are not
+    /// applications' and do not count.
+    pub fn other_owner(&self, object: &Value) -> Option<String> {
+        let ours = self.field_manager();
+        object["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry["manager"].as_str())
+            .find(|manager| manager.starts_with(FIELD_MANAGER_PREFIX) && *manager != ours)
+            .map(|manager| manager[FIELD_MANAGER_PREFIX.len()..].to_owned())
     }
 
     /// Does a live object carry this owner's labels? Pruning never touches one that does not.
@@ -232,5 +266,27 @@ mod tests {
         let gone = to_prune(&previous, &current);
         let names: Vec<_> = gone.iter().map(|e| format!("{}/{}", e.kind, e.name)).collect();
         assert_eq!(names, ["ConfigMap/gone", "Namespace/old"]);
+    }
+    #[test]
+    fn each_application_has_its_own_field_manager_and_sees_another_owner() {
+        let shop = Owner { namespace: "team-a".into(), name: "shop".into() };
+        let other = Owner { namespace: "team-b".into(), name: "shop".into() };
+        assert_eq!(shop.field_manager(), "tugboat/team-a/shop");
+        let long = Owner { namespace: "n".repeat(63), name: "a".repeat(253) };
+        let manager = long.field_manager();
+        assert!(manager.len() <= 128 && manager.starts_with("tugboat/nnn"), "{manager}");
+        assert_ne!(manager, Owner { namespace: "n".repeat(63), name: "b".repeat(253) }.field_manager());
+        let object = |managers: &[&str]| {
+            let fields: Vec<Value> =
+                managers.iter().map(|m| serde_json::json!({"manager": m, "operation": "Apply"})).collect();
+            serde_json::json!({"metadata": {"managedFields": fields}})
+        };
+        assert_eq!(shop.other_owner(&object(&["tugboat/team-a/shop", "kubectl"])), None);
+        assert_eq!(shop.other_owner(&object(&["tugboat", "tugboat-restart", "kube-controller-manager"])), None);
+        assert_eq!(
+            shop.other_owner(&object(&["tugboat/team-a/shop", &other.field_manager()])).as_deref(),
+            Some("team-b/shop")
+        );
+        assert_eq!(shop.other_owner(&serde_json::json!({"metadata": {}})), None);
     }
 }

@@ -297,6 +297,10 @@ async fn verify(
         SecretError::Unavailable(_) => reply::unavailable(error.to_string()),
         SecretError::Missing | SecretError::NoKey(_) => reply::internal(error.to_string()),
     })?;
+    // A configured but blank token never admits a blank credential (nor, for generic, none).
+    if lookup.value.is_empty() {
+        return Err(reply::internal(format!("Secret {}: key {:?} is empty", key.name, key.key)));
+    }
     match signature::verify(provider, &lookup.value, headers, body, now) {
         Ok(verified) => Ok(verified),
         Err(error) => match lookup.cached_for {
@@ -420,7 +424,7 @@ fn validate(webhook: &Webhook, app: &GitOpsApplication, params: &TriggerParams) 
     for name in params.variables.keys() {
         if !allowed.contains(&name) {
             return Err(format!(
-                "variable {name:?} cannot be set on application {:?}; allowed: {}",
+                "variable {name:?} cannot be set on application {:?} (a call never sets a variable the manifests do not use, nor one that sets an apiVersion, kind, metadata.name or metadata.namespace); allowed: {}",
                 app.name_any(),
                 if allowed.is_empty() {
                     "none".to_owned()

@@ -49,11 +49,23 @@ pub fn check(spec: &OutgoingWebhookSpec) -> Result<(), String> {
     backoff(spec)?;
     if let Some(wait) = &spec.wait_for_completion {
         wait::check(wait).map_err(|e| e.to_string())?;
-        wait.poll_interval.parse().map_err(|e| format!("spec.waitForCompletion.pollInterval: {e}"))?;
-        wait.timeout.parse().map_err(|e| format!("spec.waitForCompletion.timeout: {e}"))?;
+        // Also checked by the schema; objects written before it get the same answer here.
+        let interval = wait.poll_interval.parse().map_err(|e| format!("spec.waitForCompletion.pollInterval: {e}"))?;
+        if interval < MIN_POLL_INTERVAL {
+            return Err(format!("spec.waitForCompletion.pollInterval: {} is below 1s", wait.poll_interval));
+        }
+        let timeout = wait.timeout.parse().map_err(|e| format!("spec.waitForCompletion.timeout: {e}"))?;
+        if !(MIN_POLL_INTERVAL..=MAX_WAIT).contains(&timeout) {
+            return Err(format!("spec.waitForCompletion.timeout: {} is not between 1s and 24h", wait.timeout));
+        }
     }
     Ok(())
 }
+
+/// The shortest pause between status polls.
+const MIN_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest a call may be waited for.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// The retry policy, parsed.
 ///
@@ -83,7 +95,7 @@ pub struct Prepared {
 /// A template error naming the field.
 pub fn prepare(spec: &OutgoingWebhookSpec, data: &EventData, id: &str) -> Result<Prepared, template::FieldError> {
     let vars: BTreeMap<String, String> = event::variables(data);
-    let url = template::render_field("spec.url", &spec.url, &vars)?;
+    let url = template::render_url_field("spec.url", &spec.url, &vars)?;
     let headers = spec
         .headers
         .iter()
@@ -192,5 +204,18 @@ mod tests {
         assert!(check(&h.spec).expect_err("bad").contains("statusJsonPath"));
         let h = hook(json!({"url": "http://x/", "triggers": ["deployment.started"], "headers": {"X-A": "${env_id}"}}));
         assert_eq!(check(&h.spec), Ok(()));
+        let wait = |fields: serde_json::Value| {
+            let mut wait = json!({"statusUrlFrom": "SameUrl", "statusJsonPath": "$.s", "success": ["OK"]});
+            wait.as_object_mut().expect("object").extend(fields.as_object().expect("object").clone());
+            check(
+                &hook(json!({"url": "http://x/", "triggers": ["deployment.started"], "waitForCompletion": wait})).spec,
+            )
+        };
+        assert_eq!(
+            wait(json!({"pollInterval": "0s"})).expect_err("no pause"),
+            "spec.waitForCompletion.pollInterval: 0s is below 1s"
+        );
+        assert!(wait(json!({"timeout": "25h"})).expect_err("unbounded").contains("spec.waitForCompletion.timeout"));
+        assert_eq!(wait(json!({"pollInterval": "1s", "timeout": "24h"})), Ok(()));
     }
 }

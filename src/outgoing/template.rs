@@ -99,13 +99,23 @@ impl Template {
     /// # Errors
     /// [`TemplateError::Unknown`] for a variable with no value (or an empty one) and no default.
     pub fn render(&self, variables: &BTreeMap<String, String>) -> Result<String, TemplateError> {
+        self.render_with(variables, str::to_owned)
+    }
+
+    /// Fills in the variables, each value passed through `encode` (defaults, written by the
+    /// hook's author, are kept as they are).
+    fn render_with(
+        &self,
+        variables: &BTreeMap<String, String>,
+        encode: impl Fn(&str) -> String,
+    ) -> Result<String, TemplateError> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Text(text) => out.push_str(text),
                 Part::Variable { name, default } => match (variables.get(name), default) {
                     (Some(value), Some(default)) if value.is_empty() => out.push_str(default),
-                    (Some(value), _) => out.push_str(value),
+                    (Some(value), _) => out.push_str(&encode(value)),
                     (None, Some(default)) => out.push_str(default),
                     (None, None) => {
                         let known: Vec<&str> = variables.keys().map(String::as_str).collect();
@@ -125,6 +135,22 @@ impl Template {
 pub fn render_field(field: &str, text: &str, variables: &BTreeMap<String, String>) -> Result<String, FieldError> {
     Template::parse(text)
         .and_then(|t| t.render(variables))
+        .map_err(|error| FieldError { field: field.to_owned(), error })
+}
+
+/// Renders a URL template: every substituted value is percent-encoded as one URL component,
+/// so a value (set by a trigger call, say) can never add a path segment, a query parameter or
+/// a fragment: `?TAG=../../admin` stays inside its segment as `..%2F..%2Fadmin`.
+///
+/// # Errors
+/// A [`FieldError`] naming `field`.
+pub fn render_url_field(field: &str, text: &str, variables: &BTreeMap<String, String>) -> Result<String, FieldError> {
+    /// Everything but RFC 3986's unreserved characters.
+    const COMPONENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    let encode = |value: &str| percent_encoding::utf8_percent_encode(value, COMPONENT).to_string();
+    Template::parse(text)
+        .and_then(|t| t.render_with(variables, encode))
         .map_err(|error| FieldError { field: field.to_owned(), error })
 }
 
@@ -186,6 +212,23 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn values_in_a_url_stay_inside_their_component_and_defaults_stay_as_written() {
+        let mut variables = vars();
+        variables.insert("SERVICE_TAG".into(), "../../script?admin=1#x y".into());
+        let url = render_url_field(
+            "spec.url",
+            "https://ci.example.com/job/${app_id}/${SERVICE_TAG}?env=${env_id}&p=${none:-a/b}",
+            &variables,
+        )
+        .expect("renders");
+        assert_eq!(url, "https://ci.example.com/job/shop/..%2F..%2Fscript%3Fadmin%3D1%23x%20y?env=prod&p=a/b");
+        let parsed = reqwest::Url::parse(&url).expect("a URL");
+        assert_eq!(parsed.path(), "/job/shop/..%2F..%2Fscript%3Fadmin%3D1%23x%20y", "the path did not move");
+        assert_eq!(parsed.query(), Some("env=prod&p=a/b"));
+        assert_eq!(parsed.fragment(), None);
+    }
 
     fn vars() -> BTreeMap<String, String> {
         BTreeMap::from([

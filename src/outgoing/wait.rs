@@ -79,6 +79,14 @@ pub fn status_url(
     if !matches!(url.scheme(), "http" | "https") {
         return Err(WaitError::BadUrl { url: raw, reason: "only http and https are polled".into() });
     }
+    // Polls carry the hook's headers and signature: a receiver may not send them elsewhere.
+    if url.origin() != base.origin() && !spec.allow_other_origins {
+        let reason = format!(
+            "it is not on the called origin {} (polls carry the hook's headers and signature; spec.waitForCompletion.allowOtherOrigins permits it)",
+            base.origin().ascii_serialization()
+        );
+        return Err(WaitError::BadUrl { url: raw, reason });
+    }
     Ok(url.to_string())
 }
 
@@ -116,6 +124,7 @@ mod tests {
             terminal: vec!["TERMINAL".into(), "FAILED".into()],
             progress_json_path: Some("$.progress".into()),
             poll_interval: DurationString::new("1s"),
+            allow_other_origins: false,
             timeout: DurationString::new("1m"),
         }
     }
@@ -128,10 +137,17 @@ mod tests {
             status_url(&spec(StatusUrlFrom::LocationHeader), called, Some("/status/7"), b"").as_deref(),
             Ok("http://h:1/status/7")
         );
-        assert_eq!(
-            status_url(&spec(StatusUrlFrom::LocationHeader), called, Some("http://o:2/s"), b"").as_deref(),
-            Ok("http://o:2/s")
+        // Another origin: refused, unless the hook allows it.
+        let elsewhere = status_url(&spec(StatusUrlFrom::LocationHeader), called, Some("http://o:2/s"), b"");
+        assert!(
+            matches!(&elsewhere, Err(WaitError::BadUrl { reason, .. }) if reason.contains("http://h:1")),
+            "{elsewhere:?}"
         );
+        let mut open = spec(StatusUrlFrom::LocationHeader);
+        open.allow_other_origins = true;
+        assert_eq!(status_url(&open, called, Some("http://o:2/s"), b"").as_deref(), Ok("http://o:2/s"));
+        let https = status_url(&spec(StatusUrlFrom::LocationHeader), called, Some("https://h:1/s"), b"");
+        assert!(https.is_err(), "another scheme is another origin: {https:?}");
         assert_eq!(status_url(&spec(StatusUrlFrom::LocationHeader), called, None, b""), Err(WaitError::NoLocation));
         let body = br#"{"links": {"status": "http://h:1/s/9"}}"#;
         assert_eq!(

@@ -94,6 +94,37 @@ pub fn placeholders(files: &[ManifestFile]) -> Result<BTreeSet<String>, RenderEr
     Ok(names)
 }
 
+/// The fields that say what an object is and where it goes. Values from a trigger call never
+/// set them (a call may change how an application runs, never which objects it writes).
+pub const IDENTITY_FIELDS: [&str; 4] = ["apiVersion", "kind", "metadata.name", "metadata.namespace"];
+
+/// The variables whose placeholders reach an identity field ([`IDENTITY_FIELDS`]), each with
+/// the first place it does so (`deploy/app.yaml#1 metadata.namespace`).
+///
+/// Found by rendering once with every variable set to a marker of its own name and looking
+/// for the markers in those fields: the same parser and substitution as [`render`], so what
+/// it finds is exactly what a value would change. Costs a render, only when there are
+/// placeholders.
+pub fn identity_variables(files: &[ManifestFile]) -> Result<BTreeMap<String, String>, RenderError> {
+    let names = placeholders(files)?;
+    let mut found = BTreeMap::new();
+    if names.is_empty() {
+        return Ok(found);
+    }
+    let marker = |name: &str| format!("\u{E000}{name}\u{E001}");
+    let markers: BTreeMap<String, String> = names.iter().map(|name| (name.clone(), marker(name))).collect();
+    for object in render(files, &markers, false)?.objects {
+        for field in IDENTITY_FIELDS {
+            let pointer = format!("/{}", field.replace('.', "/"));
+            let Some(text) = object.value.pointer(&pointer).and_then(Value::as_str) else { continue };
+            for name in names.iter().filter(|name| text.contains(&marker(name))) {
+                found.entry(name.clone()).or_insert_with(|| format!("{}#{} {field}", object.file, object.document));
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// A multi-document YAML stream of the objects, for a CLI to print (`kubectl apply -f -` reads
 /// it back). Each document is preceded by a `# source:` comment naming file and document.
 pub fn to_yaml_stream(objects: &[RenderedObject]) -> String {
@@ -127,6 +158,7 @@ pub fn fuzz_render(data: &[u8]) {
         .collect();
     let files = [ManifestFile { path: "fuzz.yaml".to_owned(), content }];
     let _ = placeholders(&files);
+    let _ = identity_variables(&files);
     for strict in [false, true] {
         if let Ok(mut rendered) = render(&files, &vars, strict) {
             let _ = to_yaml_stream(&rendered.objects);

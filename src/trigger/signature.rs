@@ -44,8 +44,10 @@ pub enum SignatureError {
 
 /// Checks that `body` and `headers` come from someone holding `secret`, as `provider` signs.
 ///
-/// `Generic` and `Dockerhub` carry no signature (the URL is the capability) and always pass.
-/// For the others an empty secret is refused, so a blank Secret never admits a blank token.
+/// `Generic` and `Dockerhub` carry no signature (the URL is the capability) and pass; a
+/// `Generic` Webhook with a `secretRef` also wants `Authorization: Bearer <token>` (`secret`
+/// non-empty). For the others an empty secret is refused, so a blank Secret never admits a
+/// blank token.
 pub fn verify(
     provider: Provider,
     secret: &[u8],
@@ -58,6 +60,11 @@ pub fn verify(
     }
     let anonymous = Verified { webhook_id: None };
     match provider {
+        Provider::Generic if !secret.is_empty() => {
+            let value = header(headers, "authorization", "Authorization")?;
+            let token = strip_bearer(value).ok_or(malformed("Authorization", "expected Bearer <token>"))?;
+            if bool::from(token_eq(token.as_bytes(), secret)) { Ok(anonymous) } else { Err(SignatureError::Mismatch) }
+        }
         Provider::Generic | Provider::Dockerhub => Ok(anonymous),
         Provider::Github => {
             let value = header(headers, "x-hub-signature-256", "X-Hub-Signature-256")?;

@@ -31,6 +31,18 @@ impl Operator {
 
     /// Like [`Operator::start`], as replica `name` (its `POD_NAME` and Lease identity).
     pub async fn start_named(namespace: &str, name: &str, extra: &[&str]) -> Self {
+        Self::launch(Some(namespace), namespace, name, extra).await
+    }
+
+    /// An operator for every namespace (as the chart installs it by default), its Lease in
+    /// `lease_namespace`: what a test of several tenants on one operator needs. Every
+    /// namespace a test gives it applications in must be prepared as a tenant
+    /// (`restricted::allow_deploys`).
+    pub async fn start_for_all_namespaces(lease_namespace: &str, extra: &[&str]) -> Self {
+        Self::launch(None, lease_namespace, &format!("tugboat-{lease_namespace}"), extra).await
+    }
+
+    async fn launch(watch: Option<&str>, namespace: &str, name: &str, extra: &[&str]) -> Self {
         let cache = TempDir::new("tugboat-cache").expect("cache dir");
         let probe_port = free_port();
         let trigger_port = free_port();
@@ -43,8 +55,7 @@ impl Operator {
             .arg("run")
             .arg("--kubeconfig")
             .arg(kubeconfig)
-            .arg("--namespace")
-            .arg(namespace)
+            .args(watch.map(|ns| ["--namespace", ns]).into_iter().flatten())
             .arg("--probe-addr")
             .arg(format!("127.0.0.1:{probe_port}"))
             .arg("--trigger-addr")

@@ -38,13 +38,22 @@ fn admin_requested() -> bool {
     std::env::var("TUGBOAT_E2E_ADMIN").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
+/// The ServiceAccount applications act as by default (`--default-service-account`).
+pub const TENANT_ACCOUNT: &str = "tugboat-deployer";
+/// The chart's ClusterRole of what applications may deploy, for the test release.
+const DEPLOYER_ROLE: &str = "tugboat-e2e-deployer";
+
 /// The kubeconfig an operator for `namespace` runs with: the chart ServiceAccount's token (the
 /// default), or the admin kubeconfig when `TUGBOAT_E2E_ADMIN` is set or helm is not built.
+/// The namespace is prepared as a tenant, as the chart's `tenancy.namespaces` does: its
+/// applications act as its `tugboat-deployer` ServiceAccount.
 pub async fn kubeconfig_for(client: &Client, namespace: &str) -> PathBuf {
     if admin_requested() {
+        allow_deploys(client, namespace, namespace).await;
         return kubeconfig_path();
     }
     let rendered = RENDERED.get_or_init(|| install(client.clone())).await;
+    allow_deploys(client, namespace, namespace).await;
     let Some(rendered) = rendered else { return kubeconfig_path() };
     for object in &rendered.leader_election {
         let mut object = object.clone();
@@ -52,6 +61,23 @@ pub async fn kubeconfig_for(client: &Client, namespace: &str) -> PathBuf {
         apply(client, &object).await;
     }
     rendered.kubeconfig.clone()
+}
+
+/// Lets the applications of `tenant` deploy into `into` (docs/install.md, "Tenants"): the
+/// tenant's default ServiceAccount, bound in `into` to the chart's deployer ClusterRole (the
+/// built-in `admin` when the chart is not installed: operators then run as admin).
+pub async fn allow_deploys(client: &Client, tenant: &str, into: &str) {
+    let role = if RENDERED.get().is_some_and(Option::is_some) { DEPLOYER_ROLE } else { "admin" };
+    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": TENANT_ACCOUNT, "namespace": tenant}});
+    apply(client, &account).await;
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": format!("{TENANT_ACCOUNT}-{tenant}"), "namespace": into},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": TENANT_ACCOUNT, "namespace": tenant}],
+    });
+    apply(client, &binding).await;
 }
 
 async fn install(client: Client) -> Option<Rendered> {
