@@ -133,13 +133,13 @@ async fn crds_become_established_and_refuse_invalid_objects_naming_the_field() {
         (
             "OutgoingWebhook",
             json!({"url": "https://x.example.com", "triggers": ["deployment.started"],
-            "waitForCompletion": {"statusUrlFrom": "Location", "statusJsonPath": "$.state", "success": ["SUCCESS"], "pollInterval": "0s"}}),
+            "waitForCompletion": {"statusUrlFrom": "LocationHeader", "statusJsonPath": "$.state", "success": ["SUCCESS"], "pollInterval": "0s"}}),
             &["spec.waitForCompletion", "pollInterval must be at least 1s"],
         ),
         (
             "OutgoingWebhook",
             json!({"url": "https://x.example.com", "triggers": ["deployment.started"],
-            "waitForCompletion": {"statusUrlFrom": "Location", "statusJsonPath": "$.state", "success": ["SUCCESS"], "timeout": "9999h"}}),
+            "waitForCompletion": {"statusUrlFrom": "LocationHeader", "statusJsonPath": "$.state", "success": ["SUCCESS"], "timeout": "9999h"}}),
             &["spec.waitForCompletion", "timeout must be between 1s and 24h"],
         ),
     ];

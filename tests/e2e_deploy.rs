@@ -45,10 +45,10 @@ async fn an_application_deploys_from_a_private_repository_and_becomes_ready() {
     let cm = config_maps.get("web-config").await.expect("ConfigMap web-config applied");
     assert_eq!(cm.data.expect("data").get("tag").map(String::as_str), Some("stable"));
 
-    // Field manager is tugboat (server-side apply).
+    // Server-side apply under the application's own field manager.
     let managers: Vec<_> =
         cm.metadata.managed_fields.unwrap_or_default().into_iter().filter_map(|m| m.manager).collect();
-    assert!(managers.iter().any(|m| m == "tugboat"), "managers: {managers:?}");
+    assert_eq!(managers, [format!("tugboat/{}/shop", f.ns.name)], "managers: {managers:?}");
 }
 
 #[tokio::test]

@@ -67,7 +67,8 @@ pub async fn kubeconfig_for(client: &Client, namespace: &str) -> PathBuf {
 /// tenant's default ServiceAccount, bound in `into` to the chart's deployer ClusterRole (the
 /// built-in `admin` when the chart is not installed: operators then run as admin).
 pub async fn allow_deploys(client: &Client, tenant: &str, into: &str) {
-    let role = if RENDERED.get().is_some_and(Option::is_some) { DEPLOYER_ROLE } else { "admin" };
+    let chart = !admin_requested() && RENDERED.get_or_init(|| install(client.clone())).await.is_some();
+    let role = if chart { DEPLOYER_ROLE } else { "admin" };
     let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
         "metadata": {"name": TENANT_ACCOUNT, "namespace": tenant}});
     apply(client, &account).await;
