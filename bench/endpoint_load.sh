@@ -76,6 +76,7 @@ git -C "$WORK/site" add -A
 git -C "$WORK/site" -c user.name=bench -c user.email=bench@example.invalid commit --quiet -m site
 git clone --quiet --bare "$WORK/site" "$WORK/site.git"
 k create namespace "$NS" >/dev/null
+tenant "$NS"
 k -n "$NS" create secret generic gh --from-literal=token="$TOKEN" >/dev/null
 k -n "$NS" apply -f - >/dev/null <<EOF
 apiVersion: tugboat.dev/v1alpha1

@@ -37,5 +37,11 @@ stop_operator() {
     OPERATOR_PID=
 }
 
+# tenant NS: prepares NS as docs/install.md tells a platform team to (examples/tenant-namespace.yaml):
+# applications there act as its tugboat-deployer ServiceAccount, never with the operator's rights.
+tenant() {
+    sed "s/team-a/$1/" "$ROOT/examples/tenant-namespace.yaml" | k apply -n "$1" -f - >/dev/null
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { local us=${EPOCHREALTIME/./}; echo $((us / 1000)); }

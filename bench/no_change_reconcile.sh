@@ -103,6 +103,7 @@ URL="file://$WORK/repo.git"
 
 # --- 2. the applications ------------------------------------------------------------------
 k create namespace "$NS" >/dev/null
+tenant "$NS"
 for i in $(seq -f %03g "$N"); do
     cat <<EOF
 ---
@@ -169,6 +170,7 @@ ready_after=$(ready_count)
 
 # --- 5. the baseline: startup + watch of an empty namespace, same wall time ----------------
 k create namespace "$IDLE_NS" >/dev/null
+tenant "$IDLE_NS"
 idle_started=$(now_ms)
 start_operator "$IDLE_NS" "$WORK/idle.log"
 rest=$((wall_restart - ($(now_ms) - idle_started)))

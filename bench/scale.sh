@@ -104,6 +104,7 @@ FIRST=$(write_manifests 1)
 
 # --- 2. applications and the webhook (operator stopped) -----------------------------------
 k create namespace "$NS" >/dev/null
+tenant "$NS"
 progress "creating $APPS applications in $NS"
 python3 - "$APPS" "$WORK/repo.git" >"$WORK/apps.yaml" <<'EOF'
 import json, sys

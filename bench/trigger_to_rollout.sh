@@ -98,6 +98,7 @@ git -C "$WORK/src" push --quiet "$WORK/repo.git" main
 
 # --- 2. the objects and the operator ------------------------------------------------------
 k create namespace "$NS" >/dev/null
+tenant "$NS"
 k -n "$NS" apply -f - >/dev/null <<EOF
 apiVersion: tugboat.dev/v1alpha1
 kind: GitOpsApplication

@@ -336,3 +336,37 @@ async fn concurrent_calls_on_one_application_are_all_recorded_and_carried_out() 
     assert!(runs < 64, "concurrent calls coalesce into fewer handled triggers, got {runs}");
     eprintln!("64 concurrent calls were carried out by {runs} handled triggers: {per_record:?}");
 }
+
+/// A generic Webhook with a `secretRef` wants the token too: the URL alone deploys nothing.
+#[tokio::test]
+async fn a_generic_webhook_with_a_secret_wants_its_bearer_token() {
+    let Some(f) = Fixture::start("generic-token", &demo_manifests(), &[]).await else { return };
+    let sha = f.head();
+    f.create_app("shop", f.app_spec(json!({}))).await;
+    f.wait_app("shop", "first deployment", |a| is_ready_at(a, &sha)).await;
+    f.create_secret("hook-token", &[("token", "s3cret-hook-token")]).await;
+    let path = f
+        .create_webhook(
+            "deploy",
+            json!({"provider": "generic", "secretRef": {"name": "hook-token"}, "targets": [{"name": "shop"}]}),
+        )
+        .await;
+    let port = f.operator.trigger_port;
+    let target = format!("{path}?SERVICE_TAG=with-token");
+    let without = post(port, &target, &[], b"").await;
+    assert_eq!(without.status, 401, "{without:?}");
+    assert!(without.body.contains("Authorization"), "{}", without.body);
+    let wrong = post(port, &target, &[("Authorization", "Bearer guessed")], b"").await;
+    assert_eq!(wrong.status, 401, "{wrong:?}");
+    assert!(!wrong.body.contains("s3cret-hook-token"), "never says the expected value");
+    let deployments: Api<Deployment> = Api::namespaced(f.client.clone(), &f.ns.name);
+    assert_eq!(env_value(&deployments.get("web").await.expect("web"), "SERVICE_TAG").as_deref(), Some("stable"));
+
+    let accepted = post(port, &target, &[("Authorization", "Bearer s3cret-hook-token")], b"").await;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    f.eventually("the call's variable applied", || async {
+        let web = deployments.get("web").await.ok()?;
+        (env_value(&web, "SERVICE_TAG").as_deref() == Some("with-token")).then_some(())
+    })
+    .await;
+}
