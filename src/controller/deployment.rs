@@ -80,17 +80,15 @@ pub(super) fn new_record(
 /// the same inputs afresh.
 pub(super) async fn start(run: &mut Run<'_>, context: &Context, work: &Work) -> Result<Started, Error> {
     let (app, revision) = (run.app, &work.revision);
+    run.condition(RECONCILING, true, Reason::Deploying, format!("Deploying revision {}", revision.name));
     if !work.already_recorded {
         let previous = run.status.last_applied_revision.clone();
         let record = new_record(context, app, revision, work.trigger.as_ref().map(|t| t.id.clone()), previous);
         let gated = record.phase == Some(DeploymentPhase::AwaitingGates);
         push_deployment(&mut run.status, record);
-        run.condition(RECONCILING, true, Reason::Deploying, format!("Deploying revision {}", revision.name));
         if gated {
             run.write().await?;
         }
-    } else {
-        run.condition(RECONCILING, true, Reason::Deploying, format!("Deploying revision {}", revision.name));
     }
     let id = recorded(run).id.clone();
     context.remember(&id);
