@@ -281,11 +281,17 @@ fn black_hole() -> (u16, std::thread::JoinHandle<()>) {
     (port, handle)
 }
 
-async fn hanging_admission(timeout_seconds: u32) {
+/// Makes admission of ConfigMaps in the fixture's namespace hang (a validating webhook whose
+/// endpoint accepts and never answers) for `timeout_seconds` per call; returns the black hole
+/// (keep it alive) and the configuration's name (delete it to make admission work again).
+async fn hang_configmap_admission(
+    f: &Fixture,
+    prefix: &str,
+    timeout_seconds: u32,
+) -> (std::thread::JoinHandle<()>, String) {
     use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-    let Some(f) = Fixture::start("hang", &demo_manifests(), &[]).await else { return };
-    let (port, _hole) = black_hole();
-    let name = format!("tugboat-hang-{}", f.ns.name);
+    let (port, hole) = black_hole();
+    let name = format!("{prefix}-{}", f.ns.name);
     let configurations: Api<ValidatingWebhookConfiguration> = Api::all(f.client.clone());
     let configuration: ValidatingWebhookConfiguration = serde_json::from_value(json!({
         "metadata": {"name": name},
@@ -302,6 +308,14 @@ async fn hanging_admission(timeout_seconds: u32) {
     }))
     .expect("webhook configuration");
     configurations.create(&PostParams::default(), &configuration).await.expect("create webhook configuration");
+    (hole, name)
+}
+
+async fn hanging_admission(timeout_seconds: u32) {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let Some(f) = Fixture::start("hang", &demo_manifests(), &[]).await else { return };
+    let (_hole, name) = hang_configmap_admission(&f, "tugboat-hang", timeout_seconds).await;
+    let configurations: Api<ValidatingWebhookConfiguration> = Api::all(f.client.clone());
 
     let sha = f.head();
     f.create_app("shop", f.app_spec(json!({}))).await;
@@ -336,21 +350,8 @@ async fn a_calls_restart_is_carried_out_after_an_apply_that_failed_for_a_while()
     f.wait_app("shop", "first deployment", |a| is_ready_at(a, &sha)).await;
     let path = f.create_webhook("deploy", json!({"targets": [{"name": "shop"}]})).await;
 
-    let (port, _hole) = black_hole();
-    let name = format!("tugboat-restart-kept-{}", f.ns.name);
+    let (_hole, name) = hang_configmap_admission(&f, "tugboat-restart-kept", 2).await;
     let configurations: Api<ValidatingWebhookConfiguration> = Api::all(f.client.clone());
-    let configuration: ValidatingWebhookConfiguration = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "webhooks": [{
-            "name": "hang.tugboat.dev",
-            "clientConfig": {"url": format!("https://127.0.0.1:{port}/validate"), "caBundle": ""},
-            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["configmaps"]}],
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": f.ns.name}},
-            "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"], "timeoutSeconds": 2,
-        }]
-    }))
-    .expect("webhook configuration");
-    configurations.create(&PostParams::default(), &configuration).await.expect("create webhook configuration");
 
     let reply = try_request(f.operator.trigger_port, "POST", &format!("{path}?rollout-restart=all"), &[], b"")
         .await

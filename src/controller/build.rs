@@ -89,12 +89,12 @@ fn render_with_overrides(
     status: &GitOpsApplicationStatus,
     strict: bool,
 ) -> Result<Checked, render::RenderError> {
-    let identity = render::identity_variables(files)?;
+    let mut names = render::placeholders(files)?;
+    let identity = render::identity_variables_of(files, &names)?;
     if let Some((variable, place)) = status.variables.keys().find_map(|name| identity.get_key_value(name)) {
         return Ok(Checked::CallSetsIdentity { variable: variable.clone(), place: place.clone() });
     }
     let mut rendered = render::render(files, variables, strict)?;
-    let mut names = render::placeholders(files)?;
     names.extend(render::env_var_names(rendered.values()));
     names.retain(|name| !identity.contains_key(name));
     render::apply_env_overrides(rendered.values_mut(), &status.variables);

@@ -106,18 +106,25 @@ pub const IDENTITY_FIELDS: [&str; 4] = ["apiVersion", "kind", "metadata.name", "
 /// it finds is exactly what a value would change. Costs a render, only when there are
 /// placeholders.
 pub fn identity_variables(files: &[ManifestFile]) -> Result<BTreeMap<String, String>, RenderError> {
-    let names = placeholders(files)?;
+    identity_variables_of(files, &placeholders(files)?)
+}
+
+/// [`identity_variables`] when the caller already has the files' [`placeholders`].
+pub fn identity_variables_of(
+    files: &[ManifestFile],
+    names: &BTreeSet<String>,
+) -> Result<BTreeMap<String, String>, RenderError> {
     let mut found = BTreeMap::new();
     if names.is_empty() {
         return Ok(found);
     }
-    let marker = |name: &str| format!("\u{E000}{name}\u{E001}");
-    let markers: BTreeMap<String, String> = names.iter().map(|name| (name.clone(), marker(name))).collect();
+    let markers: BTreeMap<String, String> =
+        names.iter().map(|name| (name.clone(), format!("\u{E000}{name}\u{E001}"))).collect();
     for object in render(files, &markers, false)?.objects {
         for field in IDENTITY_FIELDS {
             let pointer = format!("/{}", field.replace('.', "/"));
             let Some(text) = object.value.pointer(&pointer).and_then(Value::as_str) else { continue };
-            for name in names.iter().filter(|name| text.contains(&marker(name))) {
+            for (name, _) in markers.iter().filter(|(_, marker)| text.contains(marker.as_str())) {
                 found.entry(name.clone()).or_insert_with(|| format!("{}#{} {field}", object.file, object.document));
             }
         }
