@@ -80,6 +80,14 @@ struct RunArgs {
     /// application points at can then write wherever the operator can.
     #[arg(long, env = "TUGBOAT_APPLY_AS_OPERATOR")]
     apply_as_operator: bool,
+    /// Most one application's manifests may render to, in bytes (`64Mi`, `1Gi`, or a number):
+    /// aliases count once per use and substituted values once per placeholder. Over it the
+    /// application stalls (reason RenderBudgetExceeded, naming the file) and nothing is applied.
+    #[arg(long, env = "TUGBOAT_RENDER_MAX_BYTES", default_value = "64Mi", value_parser = parse_bytes)]
+    render_max_bytes: u64,
+    /// Most Kubernetes objects one application's manifests may hold (items of a List count each).
+    #[arg(long, env = "TUGBOAT_RENDER_MAX_OBJECTS", default_value_t = tugboat::render::Budget::DEFAULT.max_objects)]
+    render_max_objects: usize,
     /// Log format.
     #[arg(long, env = "TUGBOAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -117,6 +125,27 @@ enum LogFormat {
 
 fn parse_duration(value: &str) -> Result<Duration, String> {
     tugboat::duration::parse(value).map_err(|e| e.to_string())
+}
+
+/// A size: a number of bytes, or one with a binary suffix (`Ki`, `Mi`, `Gi`) as in Kubernetes.
+fn parse_bytes(value: &str) -> Result<u64, String> {
+    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => value.split_at(at),
+        None => (value, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "Ki" => 10,
+        "Mi" => 20,
+        "Gi" => 30,
+        _ => return Err(format!("{value:?} is not a size: write bytes, or a number with Ki, Mi or Gi")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{value:?} is not a size above zero"))
 }
 
 /// `--default-service-account` unless set.
@@ -189,6 +218,8 @@ fn run(args: RunArgs) -> ExitCode {
         debounce,
         default_service_account,
         apply_as_operator,
+        render_max_bytes,
+        render_max_objects,
         log_format,
         leader_election,
         leader_election_namespace,
@@ -211,6 +242,7 @@ fn run(args: RunArgs) -> ExitCode {
         namespace,
         default_windows: default_change_windows.into_iter().map(|w| w.0).collect(),
         default_service_account: (!apply_as_operator).then_some(default_service_account),
+        render_budget: tugboat::render::Budget { max_bytes: render_max_bytes, max_objects: render_max_objects.max(1) },
     };
     let election = leader_election.then(|| {
         let namespace = leader_election_namespace
@@ -245,5 +277,20 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_read_as_in_kubernetes() {
+        assert_eq!(parse_bytes("64Mi"), Ok(64 << 20));
+        assert_eq!(parse_bytes("1Gi"), Ok(1 << 30));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        for bad in ["", "0", "64MB", "Mi", "-1", "99999999999Gi"] {
+            assert!(parse_bytes(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -42,6 +42,8 @@ reasons! {
     InvalidSpec,
     SecretNotFound,
     RenderFailed,
+    /// The manifests render to more bytes or objects than the render budget allows.
+    RenderBudgetExceeded,
     /// A variable set by a trigger call reaches an object's apiVersion, kind, name or namespace.
     VariableNotAllowed,
     PlanFailed,

@@ -1,5 +1,6 @@
 //! Faults: the operator killed during a deployment and under webhook load, the Git server
-//! gone, a 50 MB file in the repository, and an apply that hangs in admission. Each test
+//! gone, a 50 MB file in the repository, an alias bomb in a manifest, and an apply that hangs
+//! in admission. Each test
 //! asserts the recovery or the message. (The API server restart is in `fault_apiserver.rs`,
 //! alone in its binary because it stops the shared API server.)
 //!
@@ -263,6 +264,42 @@ async fn a_repository_with_a_50_mb_file_deploys_with_bounded_memory() {
     eprintln!("operator RSS: {} KiB at start, peak {peak} KiB, {now} KiB after the deployment", before.1);
     // The file is fetched by git into the cache, never read by tugboat: memory stays far below it.
     assert!(peak < 50 * 1024, "peak RSS {peak} KiB is below the size of the file");
+}
+
+/// A 1 MiB anchored string behind 1,000 aliases would be 1 GiB rendered (it killed the leader,
+/// then every new leader): the render budget stops it, names the file, applies nothing, and
+/// the operator's memory stays bounded.
+#[tokio::test]
+async fn an_alias_bomb_stalls_its_application_with_bounded_memory_and_applies_nothing() {
+    let mut bomb = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bomb\ndata:\n  big: &big {}\n",
+        "x".repeat(1 << 20)
+    );
+    for i in 0..1000 {
+        bomb.push_str(&format!("  copy{i}: *big\n"));
+    }
+    let mut files = demo_manifests();
+    files.push(("deploy/bomb.yaml", bomb));
+    let Some(f) = Fixture::start("alias-bomb", &files, &[]).await else { return };
+    let before = f.operator.memory_kib().expect("operator memory");
+    f.create_app("shop", f.app_spec(json!({}))).await;
+    let app = f
+        .wait_app("shop", "stalled on the render budget", |a| {
+            ready(a).is_some_and(|(status, reason, _)| status == "False" && reason == "RenderBudgetExceeded")
+        })
+        .await;
+    let (_, _, message) = ready(&app).expect("a Ready condition");
+    assert!(
+        message.contains("deploy/bomb.yaml: document 1, line ") && message.contains("--render-max-bytes"),
+        "{message}"
+    );
+    let config_maps: Api<ConfigMap> = Api::namespaced(f.client.clone(), &f.ns.name);
+    assert!(config_maps.get("web-config").await.is_err(), "nothing of the application was applied");
+    assert!(config_maps.get("bomb").await.is_err(), "nor the bomb");
+    let (peak, now) = f.operator.memory_kib().expect("operator memory");
+    eprintln!("operator RSS: {} KiB at start, peak {peak} KiB, {now} KiB after the refusal", before.1);
+    // Unbounded, the copies alone are 1 GiB; the 64 MiB budget keeps the peak to a few times it.
+    assert!(peak < 400 * 1024, "peak RSS {peak} KiB stays far below the 1 GiB the aliases would copy");
 }
 
 /// A TCP listener that accepts connections and never answers: admission calls to it hang.

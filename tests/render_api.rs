@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use serde_json::json;
 use tugboat::render::{
-    MAX_DEPTH, ManifestFile, RenderError, fuzz_render, identity_variables, placeholders, read_manifests, render,
-    to_yaml_stream,
+    Budget, MAX_DEPTH, ManifestFile, RenderError, fuzz_render, identity_variables, placeholders, read_manifests,
+    render, render_within, to_yaml_stream,
 };
 
 fn file(content: &str) -> ManifestFile {
@@ -99,6 +99,65 @@ fn depth_is_capped() {
     }
     let block: String = (0..1000).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
     assert!(render(&[file(&block)], &no_vars(), true).is_err());
+}
+
+/// A 1 MiB anchored string behind 1,000 aliases: 1 GiB if copied, refused by the byte budget
+/// at the alias that would go over, naming the file and line.
+#[test]
+fn a_long_anchored_string_behind_many_aliases_is_over_the_byte_budget() {
+    let mut content =
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: a}}\ndata:\n  big: &big {}\n", "x".repeat(1 << 20));
+    for i in 0..1000 {
+        content.push_str(&format!("  copy{i}: *big\n"));
+    }
+    let files = [ManifestFile { path: "deploy/bomb.yaml".to_owned(), content }];
+    let err = render(&files, &no_vars(), true).unwrap_err();
+    assert!(matches!(err, RenderError::OverBudget { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.starts_with("deploy/bomb.yaml: document 1, line "), "{message}");
+    assert!(message.contains("more than 64 MiB") && message.contains("--render-max-bytes"), "{message}");
+    // Around 64 copies fit in 64 MiB: the refusal comes at the alias that goes over.
+    let line = err.line().expect("a line");
+    assert!((60..=75).contains(&line), "refused at line {line}");
+}
+
+/// Substitution multiplies too: one long value behind many placeholders is checked before the
+/// string is built.
+#[test]
+fn a_long_value_behind_many_placeholders_is_over_the_byte_budget() {
+    let placeholders = "${V}".repeat(10_000);
+    let content =
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: a}}\ndata:\n  many: \"{placeholders}\"\n");
+    let vars = BTreeMap::from([("V".to_owned(), "y".repeat(1 << 20))]);
+    let err = render(&[file(&content)], &vars, true).unwrap_err();
+    assert!(matches!(err, RenderError::OverBudget { .. }), "{err:?}");
+    assert!(err.to_string().starts_with("f.yaml: document 1, line 5: "), "{err}");
+    // The same manifests with a short value are fine.
+    let vars = BTreeMap::from([("V".to_owned(), "y".to_owned())]);
+    assert!(render(&[file(&content)], &vars, true).is_ok());
+}
+
+/// The budget is one per application: documents and files share it, and objects are counted.
+#[test]
+fn the_budget_is_shared_by_every_file_and_counts_objects() {
+    let object = |name: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{v: {}}}\n", "z".repeat(400))
+    };
+    let files: Vec<ManifestFile> =
+        (0..3).map(|i| ManifestFile { path: format!("f{i}.yaml"), content: object(&format!("c{i}")) }).collect();
+    let roomy = Budget { max_bytes: 10_000, max_objects: 3 };
+    assert_eq!(render_within(&files, &no_vars(), true, roomy).unwrap().objects.len(), 3);
+    // Each file alone fits 1,000 bytes; all three do not.
+    let err = render_within(&files, &no_vars(), true, Budget { max_bytes: 1_000, ..roomy }).unwrap_err();
+    assert!(matches!(err, RenderError::OverBudget { .. }), "{err:?}");
+    assert!(err.to_string().starts_with("f1.yaml") || err.to_string().starts_with("f2.yaml"), "{err}");
+    let err = render_within(&files, &no_vars(), true, Budget { max_objects: 2, ..roomy }).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("f2.yaml: document 1, line 1: ") && message.contains("more than 2 objects"),
+        "{message}"
+    );
+    assert!(message.contains("--render-max-objects"), "{message}");
 }
 
 #[test]

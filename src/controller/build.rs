@@ -29,7 +29,10 @@ pub(super) async fn render_and_plan(
     };
     let render_span = tracing::info_span!("render", revision = %revision.name, files = files.len());
     let strict = app.spec.strict_variables;
-    let rendered = match render_span.in_scope(|| render_with_overrides(&files, &work.variables, &run.status, strict)) {
+    let budget = context.settings.render_budget;
+    let rendered = match render_span
+        .in_scope(|| render_with_overrides(&files, &work.variables, &run.status, strict, budget))
+    {
         Ok(Checked::Rendered(rendered, variable_names)) => {
             run.status.variable_names = variable_names;
             rendered
@@ -45,9 +48,13 @@ pub(super) async fn render_and_plan(
             return Err(run.fail(Reason::VariableNotAllowed, message, interval).await);
         }
         Err(error) => {
+            let reason = match error {
+                render::RenderError::OverBudget { .. } => Reason::RenderBudgetExceeded,
+                _ => Reason::RenderFailed,
+            };
             let message = format!("revision {}: {error}", revision.name);
-            events::publish(context, app, true, Reason::RenderFailed.as_str(), message.clone()).await;
-            return Err(run.fail(Reason::RenderFailed, message, interval).await);
+            events::publish(context, app, true, reason.as_str(), message.clone()).await;
+            return Err(run.fail(reason, message, interval).await);
         }
     };
     match plan::plan(&rendered.objects, &run.owner().map_err(Err)?) {
@@ -88,13 +95,14 @@ fn render_with_overrides(
     variables: &BTreeMap<String, String>,
     status: &GitOpsApplicationStatus,
     strict: bool,
+    budget: render::Budget,
 ) -> Result<Checked, render::RenderError> {
     let mut names = render::placeholders(files)?;
-    let identity = render::identity_variables_of(files, &names)?;
+    let identity = render::identity_variables_of(files, &names, budget)?;
     if let Some((variable, place)) = status.variables.keys().find_map(|name| identity.get_key_value(name)) {
         return Ok(Checked::CallSetsIdentity { variable: variable.clone(), place: place.clone() });
     }
-    let mut rendered = render::render(files, variables, strict)?;
+    let mut rendered = render::render_within(files, variables, strict, budget)?;
     names.extend(render::env_var_names(rendered.values()));
     names.retain(|name| !identity.contains_key(name));
     render::apply_env_overrides(rendered.values_mut(), &status.variables);

@@ -212,6 +212,7 @@ async fn one_reconcile_of_a_new_revision_makes_exactly_these_requests() {
         default_windows: Vec::new(),
         // As the operator itself: an impersonating client is a new connection the mock cannot see.
         default_service_account: None,
+        render_budget: crate::render::Budget::DEFAULT,
     };
     let git = crate::source::GitCache::new(
         dir.join("cache"),

@@ -59,6 +59,9 @@ pub struct Settings {
     /// acts as (`--default-service-account`). `None` only with `--apply-as-operator`: such
     /// applications then apply with the operator's own rights (single-team installs).
     pub default_service_account: Option<String>,
+    /// How much one application's manifests may render to (`--render-max-bytes`,
+    /// `--render-max-objects`); over it the application stalls and nothing is applied.
+    pub render_budget: crate::render::Budget,
 }
 
 impl Settings {

@@ -52,6 +52,10 @@ pub enum RenderError {
     /// deep, duplicate keys, unsupported tags, ...).
     #[error("{at}: {message}")]
     Invalid { at: Location, message: String },
+    /// The manifests render to more than the render budget allows ([`super::Budget`]); nothing
+    /// of them is used.
+    #[error("{at}: {message}")]
+    OverBudget { at: Location, message: String },
     /// An image tag override that Docker would refuse.
     #[error("invalid image tag {tag:?}: must match [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}")]
     InvalidImageTag { tag: String },
@@ -65,7 +69,8 @@ impl RenderError {
             | Self::InvalidPlaceholder { at, .. }
             | Self::UnterminatedPlaceholder { at, .. }
             | Self::Syntax { at, .. }
-            | Self::Invalid { at, .. } => Some(at),
+            | Self::Invalid { at, .. }
+            | Self::OverBudget { at, .. } => Some(at),
             Self::Io { .. } | Self::NotUtf8 { .. } | Self::InvalidImageTag { .. } => None,
         }
     }

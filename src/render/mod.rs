@@ -20,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+mod budget;
 mod error;
 mod files;
 mod objects;
@@ -34,6 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+pub use budget::{Budget, Bytes};
 pub use error::{Location, RenderError};
 pub use files::{ManifestFile, is_manifest_name, read_manifests};
 pub use overrides::{apply_env_overrides, apply_image_tag, env_var_names, is_valid_tag, with_tag};
@@ -68,17 +70,38 @@ pub struct RenderedObject {
     pub value: Value,
 }
 
-/// Renders `files` with `vars` (already merged by the caller from its layers).
+/// Renders `files` with `vars` (already merged by the caller from its layers), within the
+/// default [`Budget`].
 ///
 /// In `strict` mode a `${VAR}` with neither value nor default is an error; otherwise it becomes
 /// the empty string (a plain scalar that is only that placeholder then becomes `null`, exactly
 /// as the text-substituting Flux would produce). Empty documents are skipped; any other
 /// document must be a Kubernetes object with `apiVersion`, `kind` and `metadata.name`.
 pub fn render(files: &[ManifestFile], vars: &BTreeMap<String, String>, strict: bool) -> Result<Rendered, RenderError> {
+    render_within(files, vars, strict, Budget::DEFAULT)
+}
+
+/// [`render`] within `budget`: over it, [`RenderError::OverBudget`] names the file, document
+/// and line where it ran out, and no object is returned.
+pub fn render_within(
+    files: &[ManifestFile],
+    vars: &BTreeMap<String, String>,
+    strict: bool,
+    budget: Budget,
+) -> Result<Rendered, RenderError> {
     let mut objects = Vec::new();
+    let mut left = budget::Remaining::new(budget);
     for file in files {
-        for document in yaml::parse_documents(file, vars, strict)? {
+        for document in yaml::parse_documents(file, vars, strict, &mut left)? {
+            let at = Location { file: file.path.clone(), document: document.number, line: document.line };
             objects::collect(&file.path, document, &mut objects)?;
+            if objects.len() > budget.max_objects {
+                let message = format!(
+                    "the manifests hold more than {} objects (the render budget, --render-max-objects)",
+                    budget.max_objects
+                );
+                return Err(RenderError::OverBudget { at, message });
+            }
         }
     }
     Ok(Rendered { objects })
@@ -106,13 +129,14 @@ pub const IDENTITY_FIELDS: [&str; 4] = ["apiVersion", "kind", "metadata.name", "
 /// it finds is exactly what a value would change. Costs a render, only when there are
 /// placeholders.
 pub fn identity_variables(files: &[ManifestFile]) -> Result<BTreeMap<String, String>, RenderError> {
-    identity_variables_of(files, &placeholders(files)?)
+    identity_variables_of(files, &placeholders(files)?, Budget::DEFAULT)
 }
 
 /// [`identity_variables`] when the caller already has the files' [`placeholders`].
 pub fn identity_variables_of(
     files: &[ManifestFile],
     names: &BTreeSet<String>,
+    budget: Budget,
 ) -> Result<BTreeMap<String, String>, RenderError> {
     let mut found = BTreeMap::new();
     if names.is_empty() {
@@ -120,7 +144,7 @@ pub fn identity_variables_of(
     }
     let markers: BTreeMap<String, String> =
         names.iter().map(|name| (name.clone(), format!("\u{E000}{name}\u{E001}"))).collect();
-    for object in render(files, &markers, false)?.objects {
+    for object in render_within(files, &markers, false, budget)?.objects {
         for field in IDENTITY_FIELDS {
             let pointer = format!("/{}", field.replace('.', "/"));
             let Some(text) = object.value.pointer(&pointer).and_then(Value::as_str) else { continue };

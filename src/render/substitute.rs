@@ -82,11 +82,18 @@ pub fn find_placeholders(text: &str) -> Vec<(usize, Placeholder<'_>)> {
     while let Some(offset) = text.get(cursor..).and_then(|rest| rest.find('$')) {
         let dollar = cursor + offset;
         let rest = text.get(dollar..).unwrap_or_default();
-        let line = rest.get(..rest.find(['\n', '\r']).unwrap_or(rest.len())).unwrap_or_default();
         cursor = if rest.starts_with("$${") {
             dollar + 3
         } else if rest.starts_with("${") {
-            match parse_placeholder(line) {
+            // Only up to the first `}` or line end: looking further for every `$` would make a
+            // long line of placeholders quadratic.
+            let end = rest.find(['}', '\n', '\r']);
+            let line = match end {
+                Some(at) if rest.as_bytes().get(at) == Some(&b'}') => rest.get(..=at),
+                Some(at) => rest.get(..at),
+                None => Some(rest),
+            };
+            match parse_placeholder(line.unwrap_or_default()) {
                 Ok(placeholder) => {
                     let next = dollar + placeholder.raw.len();
                     found.push((dollar, placeholder));
@@ -94,7 +101,8 @@ pub fn find_placeholders(text: &str) -> Vec<(usize, Placeholder<'_>)> {
                 }
                 // Skip the whole `${...}` so that no placeholder is found inside a bad one.
                 Err(ScanError::Invalid { raw, .. }) => dollar + raw.len(),
-                Err(ScanError::Unterminated { .. }) => dollar + 2,
+                // No `}` before the line ends: nothing later on this line closes either.
+                Err(ScanError::Unterminated { raw }) => dollar + raw.len().max(2),
             }
         } else {
             dollar + 1
@@ -156,23 +164,40 @@ pub fn fill<'p, 'a>(
     vars: &BTreeMap<String, String>,
     strict: bool,
 ) -> Result<String, &'p Placeholder<'a>> {
-    let mut out = String::new();
+    let mut out = String::with_capacity(filled_len(pieces, vars));
     for piece in pieces {
         match piece {
             Piece::Literal(text) => out.push_str(text),
-            Piece::Var(placeholder) => {
-                let value = vars.get(placeholder.name).map(String::as_str);
-                match (value, placeholder.default) {
-                    (Some(value), _) if !value.is_empty() => out.push_str(value),
-                    (_, Some(default)) => out.push_str(default),
-                    (Some(_), None) => {}
-                    (None, None) if strict => return Err(placeholder),
-                    (None, None) => {}
-                }
-            }
+            Piece::Var(placeholder) => match chosen(placeholder, vars) {
+                Some(text) => out.push_str(text),
+                None if strict && !vars.contains_key(placeholder.name) => return Err(placeholder),
+                None => {}
+            },
         }
     }
     Ok(out)
+}
+
+/// The length [`fill`] would produce, known before anything is allocated (a long value
+/// behind many placeholders is checked against the render budget first).
+pub fn filled_len(pieces: &[Piece<'_>], vars: &BTreeMap<String, String>) -> usize {
+    pieces
+        .iter()
+        .map(|piece| match piece {
+            Piece::Literal(text) => text.len(),
+            Piece::Var(placeholder) => chosen(placeholder, vars).map_or(0, str::len),
+        })
+        .fold(0, usize::saturating_add)
+}
+
+/// The text a placeholder becomes: a set, non-empty value, else its default; `None` for
+/// nothing (an empty value, or unset without default).
+fn chosen<'a>(placeholder: &Placeholder<'a>, vars: &'a BTreeMap<String, String>) -> Option<&'a str> {
+    match (vars.get(placeholder.name).map(String::as_str), placeholder.default) {
+        (Some(value), _) if !value.is_empty() => Some(value),
+        (_, Some(default)) => Some(default),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

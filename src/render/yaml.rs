@@ -11,11 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use granit_parser::{Event, Options, Parser, ScalarStyle, Span, StrInput};
 use serde_json::Value;
 
+use super::budget::Remaining;
 use super::error::{Location, RenderError};
 use super::files::ManifestFile;
 use super::protect::{Protected, protect};
 use super::scalar::{collection_tag_ok, resolve_plain, resolve_tagged};
-use super::substitute::{Piece, ScanError, fill, is_single_placeholder};
+use super::substitute::{Piece, ScanError, fill, filled_len, is_single_placeholder};
 use super::tree::{Tree, TreeError};
 
 /// One non-empty document of a file, before Kubernetes checks.
@@ -61,8 +62,11 @@ impl Context<'_> {
     }
 
     /// Substitutes a scalar; the flag says whether the result may be typed (no mixed text).
-    fn fill(&self, text: &str, span: &Span) -> Result<(String, bool), RenderError> {
+    /// The result's size is checked against the tree's budget before it is built.
+    fn fill(&self, text: &str, span: &Span, tree: &Tree) -> Result<(String, bool), RenderError> {
         let pieces = self.scan(text, span)?;
+        tree.check_room(filled_len(&pieces, self.vars) as u64)
+            .map_err(|e| RenderError::OverBudget { at: self.at(span.start.line()), message: e.message })?;
         let whole = is_single_placeholder(&pieces) || pieces.iter().all(|p| matches!(p, Piece::Literal(_)));
         let filled = fill(&pieces, self.vars, self.strict).map_err(|missing| RenderError::MissingVariable {
             at: self.at(missing.line.unwrap_or_else(|| line_in_scalar(&self.protected.source, span, missing.raw))),
@@ -72,11 +76,13 @@ impl Context<'_> {
     }
 }
 
-/// Parses every document of `file`, substituting `vars`; empty documents are left out.
-pub fn parse_documents(
+/// Parses every document of `file`, substituting `vars`; empty documents are left out. What
+/// the documents produce is charged to `budget`, which the caller carries across files.
+pub(crate) fn parse_documents(
     file: &ManifestFile,
     vars: &BTreeMap<String, String>,
     strict: bool,
+    budget: &mut Remaining,
 ) -> Result<Vec<Document>, RenderError> {
     let protected = protect(&file.content);
     let mut ctx = Context { file, protected: &protected, document: 0, vars, strict };
@@ -90,10 +96,11 @@ pub fn parse_documents(
         match event {
             Event::DocumentStart(..) => {
                 ctx.document += 1;
-                tree = Some((Tree::default(), None));
+                tree = Some((Tree::new(*budget), None));
             }
             Event::DocumentEnd => {
                 if let Some((mut done, root_line)) = tree.take() {
+                    *budget = done.budget();
                     let item_lines = std::mem::take(&mut done.item_lines);
                     let value = done.finish().map_err(|message| RenderError::Invalid { at: ctx.at(line), message })?;
                     if let Some(value) = value {
@@ -116,42 +123,49 @@ pub fn parse_documents(
 /// Feeds one node event to the tree; structural problems become errors at the event's line.
 fn build(tree: &mut Tree, event: Event<'_>, span: &Span, ctx: &Context<'_>) -> Result<(), RenderError> {
     let line = span.start.line();
-    let invalid = |e: TreeError| RenderError::Invalid { at: ctx.at(e.line.unwrap_or(line)), message: e.message };
+    let invalid = |e: TreeError| {
+        let at = ctx.at(e.line.unwrap_or(line));
+        if e.over_budget {
+            RenderError::OverBudget { at, message: e.message }
+        } else {
+            RenderError::Invalid { at, message: e.message }
+        }
+    };
     let result = match event {
         Event::Scalar(text, style, anchor, tag) => {
             tree.note_start(line);
             if tree.expects_key() {
                 // Keys are substituted but never typed: JSON keys are strings.
                 let merge = style == ScalarStyle::Plain && tag.is_none() && text == "<<";
-                let key = if merge { String::new() } else { ctx.fill(&text, span)?.0 };
+                let key = if merge { String::new() } else { ctx.fill(&text, span, tree)?.0 };
                 tree.key(key, line, merge, anchor)
             } else {
-                let (filled, whole) = ctx.fill(&text, span)?;
+                let (filled, whole) = ctx.fill(&text, span, tree)?;
                 let value = match tag {
                     Some(tag) => resolve_tagged(filled, &tag),
                     None if style == ScalarStyle::Plain && whole => Ok(resolve_plain(filled)),
                     None => Ok(Value::String(filled)),
                 };
-                value.and_then(|value| tree.scalar(value, anchor))
+                value.map_err(TreeError::from).and_then(|value| tree.scalar(value, anchor))
             }
         }
         Event::SequenceStart(_, anchor, tag) => {
             tree.note_start(line);
-            collection_tag_ok(tag.as_deref(), "seq").and_then(|()| tree.start_seq(anchor))
+            collection_tag_ok(tag.as_deref(), "seq").map_err(TreeError::from).and_then(|()| tree.start_seq(anchor))
         }
         Event::MappingStart(_, anchor, tag) => {
             tree.note_start(line);
-            collection_tag_ok(tag.as_deref(), "map").and_then(|()| tree.start_map(anchor))
+            collection_tag_ok(tag.as_deref(), "map").map_err(TreeError::from).and_then(|()| tree.start_map(anchor))
         }
         Event::Alias(id) => {
             tree.note_start(line);
             tree.alias(id)
         }
-        Event::SequenceEnd | Event::MappingEnd => return tree.end().map_err(invalid),
+        Event::SequenceEnd | Event::MappingEnd => tree.end(),
         // Stream markers, comments and anchor metadata carry no data.
         _ => Ok(()),
     };
-    result.map_err(|message| invalid(message.into()))
+    result.map_err(invalid)
 }
 
 /// Every variable name referenced by `file`, keys included; comments are not looked at.
