@@ -195,3 +195,51 @@ async fn providers_trigger_redeploys_with_their_real_payloads_and_signatures() {
         .await;
     assert_eq!(app.status.expect("status").variables.get("SERVICE_TAG").map(String::as_str), Some("v2.1.0"));
 }
+
+/// A GitHub signature covers the body only: a captured delivery resent with `?tag=` or a
+/// variable in the query would otherwise be accepted as signed. Refused (400, naming the
+/// parameter and the field that would allow it), nothing recorded; what a Webhook lists passes.
+#[tokio::test]
+async fn a_signed_delivery_carries_only_the_query_parameters_its_webhook_lists() {
+    let Some(f) = Fixture::start("unsigned-query", &demo_manifests(), &[]).await else { return };
+    let head = f.head();
+    f.create_app("shop", f.app_spec(json!({}))).await;
+    f.wait_app("shop", "first deployment", |a| is_ready_at(a, &head)).await;
+    f.create_secret("hooks", &[("token", SECRET)]).await;
+    let hooks = Hooks { f: &f, port: f.operator.trigger_port };
+    let strict = f
+        .create_webhook(
+            "strict",
+            json!({"provider": "github", "secretRef": {"name": "hooks"}, "targets": [{"name": "shop"}]}),
+        )
+        .await;
+    let mut push = payload("github_push.json");
+    set(&mut push, "/repository/clone_url", json!(f.url()));
+    set(&mut push, "/after", json!(head));
+
+    let before = hooks.annotation().await;
+    for (query, parameter, field) in [
+        ("tag=evil", "tag", "allowQueryParameters"),
+        ("rollout-restart=all", "rollout-restart", "allowQueryParameters"),
+        ("SERVICE_TAG=evil", "SERVICE_TAG", "allowedVariables"),
+    ] {
+        let reply = hooks.github(&format!("{strict}?{query}"), "push", &push, SECRET).await;
+        assert_eq!(reply.status, 400, "{query}: {reply:?}");
+        let error = reply.json()["error"].as_str().unwrap_or_default().to_owned();
+        assert!(error.contains(&format!("{parameter:?}")) && error.contains(field), "{query}: {error}");
+    }
+    assert_eq!(hooks.annotation().await, before, "refused calls record nothing");
+
+    // Listed, the same parameters are accepted from the query.
+    let listing = f
+        .create_webhook(
+            "listing",
+            json!({"provider": "github", "secretRef": {"name": "hooks"}, "targets": [{"name": "shop"}],
+                   "allowQueryParameters": ["rollout-restart"], "allowedVariables": ["SERVICE_TAG"]}),
+        )
+        .await;
+    let reply = hooks.github(&format!("{listing}?rollout-restart=all&SERVICE_TAG=listed"), "push", &push, SECRET).await;
+    assert_eq!(reply.status, 202, "{reply:?}");
+    let recorded = hooks.annotation().await.expect("a trigger recorded");
+    assert!(recorded.contains("listed"), "{recorded}");
+}

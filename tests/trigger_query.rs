@@ -1,6 +1,9 @@
 //! Query-string and form parsing tables.
 
-use tugboat::trigger::query::{QueryError, RolloutRestart, Workload, WorkloadKind, parse_form, parse_query};
+use tugboat::api::QueryParameter;
+use tugboat::trigger::query::{
+    QueryError, RolloutRestart, Workload, WorkloadKind, check_unsigned_query, parse_form, parse_query,
+};
 
 fn workload(kind: WorkloadKind, name: &str) -> Workload {
     Workload { kind, name: name.into() }
@@ -80,4 +83,35 @@ fn form_bodies() {
     assert_eq!(parse_form(b"a=\xff"), Err(QueryError::BadEncoding { name: "a".into() }));
     let many: String = (0..65).map(|i| format!("f{i}=1&")).collect();
     assert_eq!(parse_form(many.as_bytes()), Err(QueryError::TooManyFields));
+}
+
+/// Providers that sign only the body: the query carries only what the Webhook lists.
+#[test]
+fn an_unsigned_query_carries_only_listed_parameters() {
+    let unsigned = |query: &str, variables: Option<&[String]>, parameters: &[QueryParameter]| {
+        let params = parse_query(Some(query)).unwrap_or_else(|e| panic!("{e}"));
+        check_unsigned_query(&params, variables, parameters).map_err(|e| e.to_string())
+    };
+    let listed = ["SERVICE_TAG".to_owned()];
+    assert_eq!(unsigned("", None, &[]), Ok(()));
+    assert_eq!(unsigned("override-window=false", None, &[]), Ok(()), "false asks for nothing");
+    for (query, parameter, field) in [
+        ("tag=v1", "tag", "allowQueryParameters"),
+        ("rollout-restart=all", "rollout-restart", "allowQueryParameters"),
+        ("override-window=true", "override-window", "allowQueryParameters"),
+        ("SERVICE_TAG=x", "SERVICE_TAG", "allowedVariables"),
+    ] {
+        let error = unsigned(query, None, &[]).expect_err(query);
+        assert!(error.contains(&format!("{parameter:?}")) && error.contains(field), "{query}: {error}");
+    }
+    assert_eq!(
+        unsigned("tag=v1&rollout-restart=all", None, &[QueryParameter::Tag, QueryParameter::RolloutRestart]),
+        Ok(())
+    );
+    assert_eq!(unsigned("SERVICE_TAG=x", Some(&listed), &[]), Ok(()));
+    assert!(unsigned("SERVICE_TAG=x&OTHER=y", Some(&listed), &[]).is_err_and(|e| e.contains("\"OTHER\"")));
+    assert!(matches!(
+        check_unsigned_query(&parse_query(Some("tag=v1")).unwrap_or_default(), None, &[QueryParameter::RolloutRestart]),
+        Err(QueryError::Unsigned { field: "allowQueryParameters", .. })
+    ));
 }

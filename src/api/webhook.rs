@@ -66,6 +66,39 @@ pub struct WebhookSpec {
     /// May a call force an action outside the change window (`?override-window=true`)?
     #[serde(default)]
     pub allow_window_override: bool,
+
+    /// For providers that sign only the body (`github`, `gitea`, `bitbucket`, `standard`): the
+    /// query parameters a call may still carry, outside the signature. Without them listed,
+    /// `tag`, `rollout-restart` and `override-window` in the query answer 400, and so does a
+    /// variable in the query that `allowedVariables` does not list. Other providers ignore it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3))]
+    pub allow_query_parameters: Vec<QueryParameter>,
+}
+
+/// A query parameter that is not a variable (see `allowQueryParameters`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum QueryParameter {
+    /// `?tag=`: the image tag of the application's workloads.
+    #[serde(rename = "tag")]
+    Tag,
+    /// `?rollout-restart=`: workloads to restart.
+    #[serde(rename = "rollout-restart")]
+    RolloutRestart,
+    /// `?override-window=true` (also needs `allowWindowOverride`).
+    #[serde(rename = "override-window")]
+    OverrideWindow,
+}
+
+impl QueryParameter {
+    /// As written in the query.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tag => "tag",
+            Self::RolloutRestart => "rollout-restart",
+            Self::OverrideWindow => "override-window",
+        }
+    }
 }
 
 /// Providers tugboat verifies.
@@ -89,6 +122,16 @@ pub enum WebhookProvider {
     Harbor,
     /// Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
     Standard,
+}
+
+impl WebhookProvider {
+    /// Providers whose signature (an HMAC of the body) leaves the query unsigned: anyone who
+    /// sees one signed delivery could resend it with a query of their own. Token providers
+    /// (`gitlab`, `harbor`, `generic` with a `secretRef`) send the secret itself, so the query
+    /// is as trusted as the rest of the call; `generic` and `dockerhub` have only the URL.
+    pub fn signs_body_only(self) -> bool {
+        matches!(self, Self::Github | Self::Gitea | Self::Bitbucket | Self::Standard)
+    }
 }
 
 /// One application by name, or every application matching a label selector.

@@ -24,7 +24,7 @@ use crate::api::PATH_PREFIX;
 use crate::api::RestartTarget;
 use crate::api::{GitOpsApplication, TriggerRecord, Webhook, WebhookProvider};
 use crate::trigger::event::{ProviderEvent, RefName, parse_event};
-use crate::trigger::query::{RolloutRestart, TriggerParams, parse_form, parse_query};
+use crate::trigger::query::{RolloutRestart, TriggerParams, check_unsigned_query, parse_form, parse_query};
 use crate::trigger::{signature, variables};
 
 /// Trigger writes of one call under way at once (a webhook may target many applications).
@@ -93,7 +93,7 @@ async fn handle(
     let now = jiff::Timestamp::now();
     let accepted = async {
         authenticate(state, &namespace, webhook, &headers, &body, now).await?;
-        let mut params = parameters(query.as_deref(), &headers, &body)?;
+        let mut params = parameters(webhook, query.as_deref(), &headers, &body)?;
         let event = deploying_event(webhook.spec.provider, &headers, &body)?;
         payload_variables(webhook, &body, &mut params)?;
         let targets = select_targets(state, &namespace, webhook, &event, &params).await?;
@@ -130,10 +130,21 @@ async fn authenticate(
     Ok(())
 }
 
-/// Parameters: the query, plus the fields of an HTML form post.
+/// Parameters: the query, plus the fields of an HTML form post. When the provider signs only
+/// the body, the query may carry only what the Webhook lists.
 #[allow(clippy::result_large_err)] // the refusal is the call's answer, made once per call
-fn parameters(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<TriggerParams, Response> {
+fn parameters(
+    webhook: &Webhook,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<TriggerParams, Response> {
     let mut params = parse_query(query).map_err(|e| reply::bad_request(e.to_string()))?;
+    if webhook.spec.provider.signs_body_only() {
+        let spec = &webhook.spec;
+        check_unsigned_query(&params, spec.allowed_variables.as_deref(), &spec.allow_query_parameters)
+            .map_err(|e| reply::bad_request(e.to_string()))?;
+    }
     if is_form(headers) {
         let fields = parse_form(body).map_err(|e| reply::bad_request(e.to_string()))?;
         for (name, value) in fields {

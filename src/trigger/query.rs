@@ -61,6 +61,34 @@ pub enum QueryError {
     TooManyFields,
     #[error("parameter {0:?} is longer than {MAX_VALUE_LEN} bytes")]
     ValueTooLong(String),
+    #[error(
+        "query parameter {parameter:?} is not covered by the signature (it signs the body only); list it in spec.{field} to accept it from the query"
+    )]
+    Unsigned { parameter: String, field: &'static str },
+}
+
+/// For a provider that signs only the body: refuses what the query sets unless the Webhook
+/// lists it (`allowQueryParameters`, or `allowedVariables` for variables). Form fields and
+/// payload variables come from the signed body and are not looked at here.
+pub fn check_unsigned_query(
+    params: &TriggerParams,
+    allowed_variables: Option<&[String]>,
+    allowed_parameters: &[crate::api::QueryParameter],
+) -> Result<(), QueryError> {
+    use crate::api::QueryParameter;
+    let given = [
+        (QueryParameter::Tag, params.tag.is_some()),
+        (QueryParameter::RolloutRestart, params.rollout_restart.is_some()),
+        (QueryParameter::OverrideWindow, params.override_window),
+    ];
+    if let Some((parameter, _)) = given.iter().find(|(p, set)| *set && !allowed_parameters.contains(p)) {
+        return Err(QueryError::Unsigned { parameter: parameter.as_str().to_owned(), field: "allowQueryParameters" });
+    }
+    let listed = |name: &String| allowed_variables.is_some_and(|list| list.contains(name));
+    match params.variables.keys().find(|name| !listed(name)) {
+        Some(name) => Err(QueryError::Unsigned { parameter: name.clone(), field: "allowedVariables" }),
+        None => Ok(()),
+    }
 }
 
 /// Parses the raw query string (without `?`); `None` or empty means no parameters.
