@@ -62,7 +62,7 @@ pub async fn trigger(
     }
     // Limited after the lookup, so that calls to unknown paths and to each Webhook spend
     // budgets of their own (see `rate_limit`).
-    let client = peer.ip();
+    let client = state.trusted_proxies.client(peer.ip(), &headers);
     let now = std::time::Instant::now();
     let path = format!("{PATH_PREFIX}{id}");
     let Some(webhook) =
