@@ -3,8 +3,8 @@
 //!
 //! Anyone can write these headers, so they are read only from peers in `--trusted-proxies`.
 //! Proxies append the address they were called from, so the list is walked from the right:
-//! past every trusted proxy to the first address that is not one, the nearest hop that no
-//! trusted proxy vouches for beyond. What a caller wrote further left is never reached. A hop
+//! past every trusted proxy to the first address that is not one, the address the outermost
+//! trusted proxy was called from. What a caller wrote further left is never reached. A hop
 //! that cannot be read on that walk, or a list that cannot be parsed, falls back to the peer:
 //! bad headers never choose the caller's budget.
 
