@@ -31,10 +31,17 @@ struct RunArgs {
     /// Address of the trigger endpoint (`POST /api/stacks/webhooks/{uuid}`, `/hooks/{uuid}`).
     #[arg(long, env = "TUGBOAT_TRIGGER_ADDR", default_value = "0.0.0.0:9292")]
     trigger_addr: SocketAddr,
-    /// Trigger calls per second accepted from one client address, with bursts of twice that;
-    /// more answer 429. 0 disables the limit.
+    /// Trigger calls per second accepted from one client address for one Webhook, with bursts
+    /// of twice that; more answer 429. Calls to unknown paths have a budget of their own of the
+    /// same size, so they never use up a Webhook's. 0 disables the limit.
     #[arg(long, env = "TUGBOAT_RATE_LIMIT_PER_SOURCE", default_value_t = 50)]
     rate_limit_per_source: u32,
+    /// A CIDR of proxies in front of the trigger endpoint (e.g. the Ingress controller's pods):
+    /// only for calls from these addresses is the client read from `Forwarded` or
+    /// `X-Forwarded-For` (the right-most address that is not such a proxy). Repeat the flag, or
+    /// separate CIDRs with commas in the environment variable. Default: trust nobody.
+    #[arg(long = "trusted-proxies", env = "TUGBOAT_TRUSTED_PROXIES", value_name = "CIDR", value_delimiter = ',')]
+    trusted_proxies: Vec<ipnet::IpNet>,
     /// Address of the probe server (`/healthz`, `/readyz`, `/metrics`).
     #[arg(long, env = "TUGBOAT_PROBE_ADDR", default_value = "0.0.0.0:8080")]
     probe_addr: SocketAddr,
@@ -207,6 +214,7 @@ fn run(args: RunArgs) -> ExitCode {
     let RunArgs {
         trigger_addr,
         rate_limit_per_source,
+        trusted_proxies,
         probe_addr,
         kubeconfig,
         namespace,
@@ -253,6 +261,7 @@ fn run(args: RunArgs) -> ExitCode {
     let options = tugboat::operator::Options {
         trigger_addr,
         rate_limit_per_source,
+        trusted_proxies,
         probe_addr,
         kubeconfig,
         cache_dir,

@@ -11,7 +11,9 @@ use axum::routing::get;
 use tokio::sync::watch;
 
 use crate::controller::{self, Context, Settings};
-use crate::endpoint::{self, DEFAULT_BODY_LIMIT, EndpointState, RateLimiter, SecretCache, TriggerWriter};
+use crate::endpoint::{
+    self, DEFAULT_BODY_LIMIT, EndpointState, RateLimiter, SecretCache, TriggerWriter, TrustedProxies,
+};
 use crate::leader::{self, ElectionConfig, Leadership};
 use crate::shared_watch::SharedWatch;
 use crate::source::{CacheOptions, GitCache};
@@ -23,8 +25,10 @@ pub struct Options {
     pub probe_addr: SocketAddr,
     /// Address of the trigger endpoint.
     pub trigger_addr: SocketAddr,
-    /// Trigger calls per second allowed from one client address (0: no limit).
+    /// Trigger calls per second allowed from one client to one Webhook, and to unknown paths (0: no limit).
     pub rate_limit_per_source: u32,
+    /// Proxies whose forwarding headers name the client (`--trusted-proxies`); empty: none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Explicit kubeconfig; `None`: kube-rs's discovery (in-cluster, `KUBECONFIG`, `~/.kube/config`).
     pub kubeconfig: Option<PathBuf>,
     pub cache_dir: PathBuf,
@@ -112,6 +116,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         triggers: TriggerWriter::new(client.clone()),
         replays: ReplayGuard::default(),
         rate_limit: RateLimiter::new(options.rate_limit_per_source),
+        trusted_proxies: TrustedProxies::new(options.trusted_proxies.clone()),
         body_limit: DEFAULT_BODY_LIMIT,
         last_delivery_write: Default::default(),
         default_windows: options.settings.default_windows.clone(),

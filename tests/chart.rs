@@ -33,6 +33,8 @@ const VALUE_SETS: &[&[&str]] = &[
     &[
         "serviceMonitor.enabled=true",
         "operator.egressAllow[0]=10.96.0.0/12",
+        "operator.trustedProxies[0]=10.244.0.0/16",
+        "operator.trustedProxies[1]=fd00::/8",
         "operator.defaultChangeWindows[0]=allow;0 22 * * 1-5;4h;Europe/Berlin",
         "replicaCount=2",
     ],

@@ -277,6 +277,65 @@ async fn the_endpoint_answers_bad_calls_clearly_and_loses_no_trigger_when_the_op
     assert!(statuses.iter().all(|s| *s == 404 || *s == 429), "{statuses:?}");
 }
 
+/// Sends `call` until it answers 429 (at most 100 times); returns every status it got.
+async fn until_rate_limited<F, Fut>(mut call: F) -> Vec<u16>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = u16>,
+{
+    let mut statuses = Vec::new();
+    while statuses.last() != Some(&429) && statuses.len() < 100 {
+        statuses.push(call().await);
+    }
+    assert_eq!(statuses.last(), Some(&429), "never rate limited: {statuses:?}");
+    statuses
+}
+
+/// A flood of unknown paths is limited in a budget of its own: the flooding client's real
+/// delivery right after it is still accepted. Behind a trusted proxy (here the test itself,
+/// on 127.0.0.1) each client named by the proxy has its own budget per Webhook, and a forged
+/// address left of the proxy's entry does not get the flooder a new one.
+#[tokio::test]
+async fn a_flood_of_unknown_paths_never_rate_limits_a_real_delivery() {
+    // 1 call/s, bursts of 2: a second of refill is far longer than the calls below take.
+    let flags = ["--rate-limit-per-source", "1", "--trusted-proxies", "127.0.0.0/8"];
+    let Some(f) = Fixture::start("flood", &demo_manifests(), &flags).await else { return };
+    let sha = f.head();
+    f.create_app("shop", f.app_spec(json!({}))).await;
+    f.wait_app("shop", "first deployment", |a| is_ready_at(a, &sha)).await;
+    f.create_secret("hook-token", &[("token", "flood-token")]).await;
+    let spec = json!({"provider": "generic", "secretRef": {"name": "hook-token"}, "targets": [{"name": "shop"}]});
+    let path = f.create_webhook("deploy", spec).await;
+    let port = f.operator.trigger_port;
+    let token = ("Authorization", "Bearer flood-token");
+    // Until the endpoint knows the Webhook, asked for by a client of its own (so the flooding
+    // client's budgets stay whole).
+    f.eventually("the endpoint knows the Webhook", || async {
+        let reply = post(port, &path, &[("X-Forwarded-For", "192.0.2.200")], b"").await;
+        (reply.status == 401).then_some(())
+    })
+    .await;
+
+    let unknown = until_rate_limited(|| async { post(port, "/hooks/unknown", &[], b"").await.status }).await;
+    assert!(unknown.iter().all(|s| *s == 404 || *s == 429), "{unknown:?}");
+    let delivery = post(port, &format!("{path}?SERVICE_TAG=after-flood"), &[token], b"").await;
+    assert_eq!(delivery.status, 202, "the flooding client's own delivery is not limited: {delivery:?}");
+
+    // One client behind the proxy floods the Webhook itself (without the token) ...
+    let flooder = [("X-Forwarded-For", "198.51.100.66, 203.0.113.9"), ("Authorization", "Bearer guessed")];
+    let flood = until_rate_limited(|| async { post(port, &path, &flooder, b"").await.status }).await;
+    assert!(flood.iter().all(|s| *s == 401 || *s == 429), "{flood:?}");
+    // ... and stays limited however it names itself, even with the token ...
+    let forged = post(port, &path, &[("X-Forwarded-For", "192.0.2.99, 203.0.113.9"), token], b"").await;
+    assert_eq!(forged.status, 429, "an address left of the proxy's entry is not read: {forged:?}");
+    let forwarded = post(port, &path, &[("Forwarded", "for=203.0.113.9"), token], b"").await;
+    assert_eq!(forwarded.status, 429, "the same client in Forwarded: {forwarded:?}");
+    // ... while another client's delivery through the same proxy is accepted.
+    let other =
+        post(port, &format!("{path}?SERVICE_TAG=other-client"), &[("X-Forwarded-For", "192.0.2.10"), token], b"").await;
+    assert_eq!(other.status, 202, "another client behind the proxy: {other:?}");
+}
+
 #[tokio::test]
 async fn concurrent_calls_on_one_application_are_all_recorded_and_carried_out() {
     use futures::StreamExt;

@@ -60,18 +60,26 @@ pub async fn trigger(
         metrics.trigger_answered(UNKNOWN_PROVIDER, 503);
         return reply::unavailable("starting: the webhook cache is not ready yet");
     }
-    if !state.rate_limit.allow(peer.ip(), std::time::Instant::now()) {
-        metrics.trigger_answered(UNKNOWN_PROVIDER, 429);
-        return reply::too_many_requests();
-    }
+    // Limited after the lookup, so that calls to unknown paths and to each Webhook spend
+    // budgets of their own (see `rate_limit`).
+    let client = state.trusted_proxies.client(peer.ip(), &headers);
+    let now = std::time::Instant::now();
     let path = format!("{PATH_PREFIX}{id}");
     let Some(webhook) =
         state.webhooks.find(|w| w.status.as_ref().and_then(|s| s.webhook_path.as_deref()) == Some(path.as_str()))
     else {
+        if !state.rate_limit.allow_unknown(client, now) {
+            metrics.trigger_answered(UNKNOWN_PROVIDER, 429);
+            return reply::too_many_requests();
+        }
         metrics.trigger_answered(UNKNOWN_PROVIDER, 404);
         return reply::not_found().await;
     };
-    let response = handle(&state, &webhook, query, headers, body).await;
+    let response = if state.rate_limit.allow_webhook(&path, client, now) {
+        handle(&state, &webhook, query, headers, body).await
+    } else {
+        reply::too_many_requests()
+    };
     metrics.trigger_answered(provider_name(webhook.spec.provider), response.status().as_u16());
     super::delivery::record(&state, &webhook, response.status());
     response

@@ -1,5 +1,6 @@
 //! The trigger endpoint: `POST /api/stacks/webhooks/{uuid}` (and `/hooks/{uuid}`) records a trigger on the target applications.
 
+mod client_address;
 mod delivery;
 mod handler;
 mod rate_limit;
@@ -17,6 +18,7 @@ use kube::Client;
 use kube::runtime::reflector::Store;
 
 use crate::api::{GitOpsApplication, Webhook};
+pub use client_address::{TrustedProxies, fuzz_client_address};
 pub use rate_limit::RateLimiter;
 pub use record::TriggerWriter;
 pub use secrets::SecretCache;
@@ -37,8 +39,10 @@ pub struct EndpointState {
     /// Writes triggers, grouping those of concurrent calls.
     pub triggers: Arc<TriggerWriter>,
     pub replays: ReplayGuard,
-    /// Per-source limit; over it a call answers 429.
+    /// Budgets per client (per Webhook, and for unknown paths); over one a call answers 429.
     pub rate_limit: RateLimiter,
+    /// Proxies whose `Forwarded`/`X-Forwarded-For` name the client the budgets are kept for.
+    pub trusted_proxies: TrustedProxies,
     pub body_limit: usize,
     /// The operator's default change windows, to tell callers when a held trigger will run.
     pub default_windows: Vec<crate::api::ChangeWindow>,
