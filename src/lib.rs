@@ -11,6 +11,7 @@ pub mod controller;
 pub mod crds;
 pub mod deploy;
 pub mod duration;
+pub mod egress;
 pub mod endpoint;
 pub mod keyed_lock;
 pub mod leader;

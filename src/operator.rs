@@ -97,9 +97,8 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let watches = Watches::start(&client, options.settings.namespace.as_deref(), &stop_rx);
     let (webhooks, applications) = (watches.webhooks.store.clone(), watches.applications.store.clone());
     // Every replica: outgoing webhooks (events are queued from the endpoint too).
-    let sender =
-        crate::outgoing::send::Sender::new(crate::outgoing::egress::EgressPolicy::new(options.egress_allow.clone()))
-            .map_err(StartError::HttpClient)?;
+    let sender = crate::outgoing::send::Sender::new(crate::egress::EgressPolicy::new(options.egress_allow.clone()))
+        .map_err(StartError::HttpClient)?;
     let outgoing = crate::outgoing::dispatch::Outgoing::new(client.clone(), sender, watches.hooks.store.clone());
     outgoing.wait_ready(std::time::Duration::from_secs(10)).await;
 

@@ -217,8 +217,7 @@ async fn one_reconcile_of_a_new_revision_makes_exactly_these_requests() {
         dir.join("cache"),
         crate::source::CacheOptions { allow_file_sources: true, ..Default::default() },
     );
-    let sender =
-        crate::outgoing::send::Sender::new(crate::outgoing::egress::EgressPolicy::new(Vec::new())).expect("sender");
+    let sender = crate::outgoing::send::Sender::new(crate::egress::EgressPolicy::new(Vec::new())).expect("sender");
     let (hooks, _writer) = kube::runtime::reflector::store();
     let outgoing = crate::outgoing::dispatch::Outgoing::new(client.clone(), sender, hooks);
     let config = kube::Config::new("http://127.0.0.1:1".parse().expect("url"));
