@@ -50,6 +50,16 @@ struct RunArgs {
     /// Directory of the Git cache (one bare repository per repository URL).
     #[arg(long, env = "TUGBOAT_CACHE_DIR", default_value = "/tmp/tugboat-cache")]
     cache_dir: PathBuf,
+    /// A CIDR git may connect to although the Git egress guard refuses it (loopback,
+    /// link-local and cloud metadata, reserved; private ranges with --git-egress-deny-private),
+    /// e.g. `127.0.0.0/8` for a Git server on the operator's host. Repeat the flag, or separate
+    /// CIDRs with commas in the environment variable.
+    #[arg(long = "git-egress-allow", env = "TUGBOAT_GIT_EGRESS_ALLOW", value_name = "CIDR", value_delimiter = ',')]
+    git_egress_allow: Vec<ipnet::IpNet>,
+    /// Refuse private addresses (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10,
+    /// fc00::/7) for Git too; by default they are allowed, for self-hosted Git servers.
+    #[arg(long, env = "TUGBOAT_GIT_EGRESS_DENY_PRIVATE")]
+    git_egress_deny_private: bool,
     /// Change window for applications that set none: `KIND;SCHEDULE;DURATION;TIME_ZONE[;GATES]`,
     /// e.g. `allow;0 22 * * 1-5;4h;Europe/Berlin`. Repeat the flag for more windows.
     #[arg(long = "default-change-window", env = "TUGBOAT_DEFAULT_CHANGE_WINDOW", value_name = "WINDOW")]
@@ -183,6 +193,8 @@ fn run(args: RunArgs) -> ExitCode {
         namespace,
         allow_file_sources,
         cache_dir,
+        git_egress_allow,
+        git_egress_deny_private,
         default_change_windows,
         egress_allow,
         concurrency,
@@ -224,6 +236,7 @@ fn run(args: RunArgs) -> ExitCode {
         probe_addr,
         kubeconfig,
         cache_dir,
+        git_egress: tugboat::egress::EgressPolicy::for_git(git_egress_allow, git_egress_deny_private),
         egress_allow,
         settings,
         election,

@@ -28,6 +28,8 @@ pub struct Options {
     /// Explicit kubeconfig; `None`: kube-rs's discovery (in-cluster, `KUBECONFIG`, `~/.kube/config`).
     pub kubeconfig: Option<PathBuf>,
     pub cache_dir: PathBuf,
+    /// Which addresses git may connect to (`--git-egress-allow`, `--git-egress-deny-private`).
+    pub git_egress: crate::egress::EgressPolicy,
     /// CIDRs outgoing webhooks may call despite the SSRF guard (`--egress-allow`).
     pub egress_allow: Vec<ipnet::IpNet>,
     pub settings: Settings,
@@ -70,10 +72,12 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let client = kube::Client::try_from(config.clone()).map_err(StartError::Client)?;
     std::fs::create_dir_all(&options.cache_dir)
         .map_err(|source| StartError::CacheDir { path: options.cache_dir.clone(), source })?;
-    let git = GitCache::new(
-        options.cache_dir.clone(),
-        CacheOptions { allow_file_sources: options.settings.allow_file_sources, ..CacheOptions::default() },
-    );
+    let cache_options = CacheOptions {
+        allow_file_sources: options.settings.allow_file_sources,
+        egress: options.git_egress.clone(),
+        ..CacheOptions::default()
+    };
+    let git = GitCache::new(options.cache_dir.clone(), cache_options);
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Arc::new(AtomicBool::new(false));
 

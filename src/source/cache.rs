@@ -9,6 +9,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use super::git::Runner;
+use super::guard::Route;
 use super::refs::{self, Range};
 use super::store::Store;
 use super::url::{self, RepoUrl};
@@ -287,10 +288,11 @@ impl GitCache {
     ) -> Result<String, SourceError> {
         let dir = &self.inner.dir;
         tokio::fs::create_dir_all(dir).await.map_err(|e| SourceError::io(format!("create {}", dir.display()), &e))?;
+        let route = self.route(url).await?;
         let runner = &self.inner.runner;
         let mut cmd = runner.command(None);
-        let _ssh = runner.remote(&mut cmd, url, spec.credentials.as_ref())?;
-        cmd.arg("ls-remote").args(flags).arg("--").arg(&url.raw).args(patterns);
+        let _ssh = runner.remote(&mut cmd, url, &route, spec.credentials.as_ref())?;
+        cmd.arg("ls-remote").args(flags).arg("--").arg(&route.url).args(patterns);
         let output = runner.run(cmd, None, &url.display).await?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -309,15 +311,16 @@ impl GitCache {
         tags: bool,
         reference: &str,
     ) -> Result<(), SourceError> {
+        let route = self.route(url).await?;
         self.store(repo).remove_stale_locks().await;
         let runner = &self.inner.runner;
         let mut cmd = runner.command(Some(repo));
-        let _ssh = runner.remote(&mut cmd, url, spec.credentials.as_ref())?;
+        let _ssh = runner.remote(&mut cmd, url, &route, spec.credentials.as_ref())?;
         cmd.args(["fetch", "--quiet", "--no-write-fetch-head", "--no-recurse-submodules"]);
         if !tags {
             cmd.arg("--no-tags");
         }
-        cmd.arg("--").arg(&url.raw).args(refspecs);
+        cmd.arg("--").arg(&route.url).args(refspecs);
         self.inner.fetches.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let output = runner.run(cmd, None, &url.display).await?;
@@ -329,6 +332,16 @@ impl GitCache {
         }
         tracing::info!(url = %url.display, reference, elapsed_ms, "fetched");
         Ok(())
+    }
+
+    /// The egress guard's verdict on `url`, and how git is pinned to what it checked.
+    async fn route(&self, url: &RepoUrl) -> Result<Route, SourceError> {
+        let options = &self.inner.options;
+        let route = Route::to(url, &options.egress, &options.static_hosts, options.command_timeout).await;
+        if let Err(error @ SourceError::EgressRefused { .. }) = &route {
+            tracing::warn!(url = %url.display, %error, "git egress refused");
+        }
+        route
     }
 
     /// Expands an abbreviated commit id, from the cache or after fetching all branches and tags.
