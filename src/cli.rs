@@ -50,6 +50,11 @@ struct RunArgs {
     /// Directory of the Git cache (one bare repository per repository URL).
     #[arg(long, env = "TUGBOAT_CACHE_DIR", default_value = "/tmp/tugboat-cache")]
     cache_dir: PathBuf,
+    /// Upper bound for the Git cache, e.g. `2Gi`, `512Mi` or bytes: after a fetch, the least
+    /// recently used repositories that are not in use are deleted until the rest fit (and are
+    /// fetched again when needed). 0: no bound.
+    #[arg(long, env = "TUGBOAT_CACHE_MAX_BYTES", value_name = "SIZE", default_value = "2Gi", value_parser = parse_byte_size)]
+    cache_max_bytes: u64,
     /// A CIDR git may connect to although the Git egress guard refuses it (loopback,
     /// link-local and cloud metadata, reserved; private ranges with --git-egress-deny-private),
     /// e.g. `127.0.0.0/8` for a Git server on the operator's host. Repeat the flag, or separate
@@ -129,6 +134,10 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
     tugboat::duration::parse(value).map_err(|e| e.to_string())
 }
 
+fn parse_byte_size(value: &str) -> Result<u64, String> {
+    tugboat::byte_size::parse(value).map_err(|e| e.to_string())
+}
+
 /// `--default-service-account` unless set.
 const DEFAULT_SERVICE_ACCOUNT: &str = "tugboat-deployer";
 
@@ -193,6 +202,7 @@ fn run(args: RunArgs) -> ExitCode {
         namespace,
         allow_file_sources,
         cache_dir,
+        cache_max_bytes,
         git_egress_allow,
         git_egress_deny_private,
         default_change_windows,
@@ -236,6 +246,7 @@ fn run(args: RunArgs) -> ExitCode {
         probe_addr,
         kubeconfig,
         cache_dir,
+        cache_max_bytes,
         git_egress: tugboat::egress::EgressPolicy::for_git(git_egress_allow, git_egress_deny_private),
         egress_allow,
         settings,

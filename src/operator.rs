@@ -28,6 +28,8 @@ pub struct Options {
     /// Explicit kubeconfig; `None`: kube-rs's discovery (in-cluster, `KUBECONFIG`, `~/.kube/config`).
     pub kubeconfig: Option<PathBuf>,
     pub cache_dir: PathBuf,
+    /// Bound for the Git cache in bytes (`--cache-max-bytes`; 0: none).
+    pub cache_max_bytes: u64,
     /// Which addresses git may connect to (`--git-egress-allow`, `--git-egress-deny-private`).
     pub git_egress: crate::egress::EgressPolicy,
     /// CIDRs outgoing webhooks may call despite the SSRF guard (`--egress-allow`).
@@ -75,6 +77,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let cache_options = CacheOptions {
         allow_file_sources: options.settings.allow_file_sources,
         egress: options.git_egress.clone(),
+        max_bytes: options.cache_max_bytes,
         ..CacheOptions::default()
     };
     let git = GitCache::new(options.cache_dir.clone(), cache_options);

@@ -1,8 +1,10 @@
-//! The Git egress guard against real servers (no cluster): refused addresses are never
-//! contacted, and git connects to the address that was checked (HTTP and ssh).
+//! The Git egress guard and the cache bound against real servers (no cluster): refused
+//! addresses are never contacted, git connects to the address that was checked (HTTP and ssh),
+//! and the least recently used repository is evicted and fetched again when needed.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, TcpListener};
+use std::time::Duration;
 
 use tugboat::egress::{Blocked, EgressPolicy};
 use tugboat::source::{CacheOptions, Credentials, GitCache, GitReference, Revision, SourceError, SourceSpec};
@@ -10,7 +12,7 @@ use tugboat::source::{CacheOptions, Credentials, GitCache, GitReference, Revisio
 mod support;
 
 use support::git_repo::{TempDir, Workdir, init_bare};
-use support::git_server::GitServer;
+use support::git_server::{GitServer, loopback_cache_options};
 use support::ssh_server::SshServer;
 
 fn branch_of(url: String) -> SourceSpec {
@@ -127,4 +129,83 @@ async fn ssh_git_connects_to_the_checked_address_and_checks_the_host_key_under_t
     // A key known only for the address does not vouch for the name the application wrote.
     let err = cache.resolve(&spec(server.known_hosts())).await.unwrap_err();
     assert_eq!(err.reason().as_str(), "HostKeyVerificationFailed", "{err}");
+}
+
+/// The URLs of the repositories in the cache (each keeps its URL in a `url` file).
+fn cached(cache: &GitCache) -> Vec<String> {
+    let mut urls: Vec<String> = std::fs::read_dir(cache.dir())
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("url")).ok())
+        .map(|url| url.trim().rsplit('/').next().unwrap_or_default().to_owned())
+        .collect();
+    urls.sort();
+    urls
+}
+
+/// Bytes of the files below `path`, as the cache measures them.
+fn size_of(path: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(path).unwrap().flatten() {
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() { size_of(&entry.path()) } else { meta.len() };
+    }
+    total
+}
+
+#[tokio::test]
+async fn the_least_recently_used_repository_is_evicted_and_comes_back() {
+    let root = TempDir::new("tugboat-evict-root").unwrap();
+    let server = GitServer::start(root.path(), None).unwrap();
+    for name in ["a", "b", "c"] {
+        init_bare(root.path(), &format!("{name}.git")).unwrap();
+        let writer = Workdir::clone_from(&server.url(&format!("{name}.git"))).unwrap();
+        writer.write("cm.yaml", format!("name: {name}\n")).unwrap();
+        writer.commit(name).unwrap();
+        writer.push().unwrap();
+    }
+    let spec = |name: &str| branch_of(server.url(&format!("{name}.git")));
+    let dir = TempDir::new("tugboat-evict-cache").unwrap();
+
+    // One repository's size, from an unbounded cache: the bound holds two and a half of them.
+    let probe = GitCache::new(dir.path().join("probe"), CacheOptions { max_bytes: 0, ..loopback_cache_options() });
+    let revision = probe.resolve(&spec("a")).await.unwrap();
+    probe.ensure(&spec("a"), &revision).await.unwrap();
+    let one = size_of(probe.dir());
+    let options = CacheOptions { max_bytes: one * 5 / 2, ..loopback_cache_options() };
+    let cache = GitCache::new(dir.path().join("bounded"), options);
+
+    let mut revisions = std::collections::HashMap::new();
+    for name in ["a", "b"] {
+        let revision = cache.resolve(&spec(name)).await.unwrap();
+        cache.ensure(&spec(name), &revision).await.unwrap();
+        revisions.insert(name, revision);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Reading a makes it more recent than b.
+    cache.read_files(&spec("a"), &revisions["a"], "").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(cached(&cache), ["a.git", "b.git"]);
+
+    let revision = cache.resolve(&spec("c")).await.unwrap();
+    cache.ensure(&spec("c"), &revision).await.unwrap();
+    assert_eq!(cached(&cache), ["a.git", "c.git"], "b was the least recently used");
+    assert!(size_of(cache.dir()) <= one * 5 / 2);
+    assert_eq!(cache.cached_revision(&spec("b")).await, None);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // b is fetched again when needed; now a is the least recently used.
+    let fetches = cache.fetch_count();
+    let files = cache.read_files(&spec("b"), &revisions["b"], "").await.unwrap();
+    assert_eq!(files[0].content, "name: b\n");
+    assert_eq!(cache.fetch_count(), fetches + 1);
+    assert_eq!(cached(&cache), ["b.git", "c.git"]);
+
+    // A bound smaller than one repository keeps the one just fetched: it is in use.
+    let tiny = GitCache::new(dir.path().join("tiny"), CacheOptions { max_bytes: 1, ..loopback_cache_options() });
+    for name in ["a", "b"] {
+        let revision = tiny.resolve(&spec(name)).await.unwrap();
+        tiny.read_files(&spec(name), &revision, "").await.unwrap();
+    }
+    assert_eq!(cached(&tiny), ["b.git"]);
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use super::evict::{self, Usage};
 use super::git::Runner;
 use super::guard::Route;
 use super::refs::{self, Range};
@@ -22,7 +23,9 @@ use crate::render::ManifestFile;
 /// Concurrency: writes to a repository (init, fetch) happen under a per-repository async mutex,
 /// and whoever gets it re-checks for the commit first, so concurrent `ensure`s of one new
 /// revision cause a single fetch. Reads (`cat-file`, `ls-tree`) need no lock: git writes
-/// objects before refs and never changes an object in place. One process owns a cache directory.
+/// objects before refs and never changes an object in place. Every operation on a repository
+/// counts as a use of it while it runs, so eviction (`--cache-max-bytes`) never deletes a
+/// repository that is being read or fetched. One process owns a cache directory.
 #[derive(Clone)]
 pub struct GitCache {
     inner: Arc<Inner>,
@@ -34,6 +37,9 @@ struct Inner {
     options: super::CacheOptions,
     fetches: AtomicU64,
     locks: KeyedLocks<PathBuf>,
+    usage: Usage,
+    /// One eviction at a time: each measures what the previous one left.
+    evicting: tokio::sync::Mutex<()>,
     listings: Mutex<HashMap<ListingKey, Arc<tokio::sync::Mutex<Option<Listing>>>>>,
 }
 
@@ -64,8 +70,17 @@ impl GitCache {
         let dir = std::path::absolute(&dir).unwrap_or(dir);
         let runner =
             Runner { home: dir.clone(), timeout: options.command_timeout, allow_file: options.allow_file_sources };
-        let (locks, listings) = (KeyedLocks::default(), Mutex::default());
-        GitCache { inner: Arc::new(Inner { dir, runner, options, fetches: AtomicU64::new(0), locks, listings }) }
+        let inner = Inner {
+            dir,
+            runner,
+            options,
+            fetches: AtomicU64::new(0),
+            locks: KeyedLocks::default(),
+            usage: Usage::default(),
+            evicting: tokio::sync::Mutex::default(),
+            listings: Mutex::default(),
+        };
+        GitCache { inner: Arc::new(inner) }
     }
 
     /// The cache directory.
@@ -130,6 +145,7 @@ impl GitCache {
         let url = self.url(spec)?;
         let sha = full_sha(revision)?;
         let repo = self.repo_dir(&url);
+        let _use = self.inner.usage.enter(&repo).await;
         let local = local_ref(spec, revision)?;
         let wanted =
             [Some(format!("{sha}^{{commit}}")), local.as_ref().map(|(refname, _)| format!("{refname}^{{commit}}"))];
@@ -182,8 +198,9 @@ impl GitCache {
     ) -> Result<Vec<ManifestFile>, SourceError> {
         let root = tree::normalize_path(path)
             .ok_or_else(|| SourceError::PathNotFound { path: path.to_owned(), revision: revision.name.clone() })?;
-        self.ensure(spec, revision).await?;
         let repo = self.repo_dir(&self.url(spec)?);
+        let _use = self.inner.usage.enter(&repo).await;
+        self.ensure(spec, revision).await?;
         let limit = self.inner.options.max_read_bytes;
         tree::read(&self.inner.runner, &repo, &revision.sha, &root, &revision.name, limit).await
     }
@@ -194,6 +211,7 @@ impl GitCache {
     pub async fn cached_revision(&self, spec: &SourceSpec) -> Option<Revision> {
         let url = self.url(spec).ok()?;
         let repo = self.repo_dir(&url);
+        let _use = self.inner.usage.enter(&repo).await;
         if !self.store(&repo).exists() {
             return None;
         }
@@ -331,6 +349,7 @@ impl GitCache {
             return Err(error);
         }
         tracing::info!(url = %url.display, reference, elapsed_ms, "fetched");
+        self.bound_size(repo).await;
         Ok(())
     }
 
@@ -344,9 +363,25 @@ impl GitCache {
         route
     }
 
+    /// Records the fetch into `repo` as its latest use, then evicts least recently used
+    /// repositories beyond `max_bytes` (`repo` is in use by the caller, so it stays).
+    async fn bound_size(&self, repo: &Path) {
+        let max_bytes = self.inner.options.max_bytes;
+        let _one = self.inner.evicting.lock().await;
+        let (cache, repo) = (self.clone(), repo.to_path_buf());
+        let bound = move || {
+            evict::mark_used(&repo);
+            evict::bound(&cache.inner.dir, max_bytes, &cache.inner.usage)
+        };
+        for name in tokio::task::spawn_blocking(bound).await.unwrap_or_default() {
+            tracing::info!(repository = %name, max_bytes, "evicted from the Git cache (least recently used)");
+        }
+    }
+
     /// Expands an abbreviated commit id, from the cache or after fetching all branches and tags.
     async fn expand_commit(&self, spec: &SourceSpec, url: &RepoUrl, commit: &str) -> Result<String, SourceError> {
         let repo = self.repo_dir(url);
+        let _use = self.inner.usage.enter(&repo).await;
         let rev = format!("{commit}^{{commit}}");
         if let Some(sha) = self.store(&repo).rev_parse(&rev).await {
             return Ok(sha);

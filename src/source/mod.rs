@@ -8,6 +8,7 @@
 
 mod cache;
 mod error;
+mod evict;
 mod git;
 mod guard;
 mod refs;
@@ -147,7 +148,13 @@ pub struct CacheOptions {
     /// Host names answered from this table instead of DNS, like `/etc/hosts` (for tests, which
     /// cannot change DNS); the guard checks these addresses like resolved ones.
     pub static_hosts: BTreeMap<String, Vec<IpAddr>>,
+    /// Bound for the bare repositories of the cache (`--cache-max-bytes`; 0: none): after a
+    /// fetch, least recently used ones not in use are deleted until the rest fit.
+    pub max_bytes: u64,
 }
+
+/// `--cache-max-bytes` unless set: 2 GiB.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 2 << 30;
 
 impl Default for CacheOptions {
     fn default() -> Self {
@@ -157,6 +164,7 @@ impl Default for CacheOptions {
             max_read_bytes: 64 << 20,
             egress: EgressPolicy::for_git(Vec::new(), false),
             static_hosts: BTreeMap::new(),
+            max_bytes: DEFAULT_CACHE_MAX_BYTES,
         }
     }
 }
