@@ -33,6 +33,9 @@ const VALUE_SETS: &[&[&str]] = &[
     &[
         "serviceMonitor.enabled=true",
         "operator.egressAllow[0]=10.96.0.0/12",
+        "operator.gitEgressAllow[0]=169.254.20.10/32",
+        "operator.gitEgressDenyPrivate=true",
+        "cache.maxBytes=0",
         "operator.defaultChangeWindows[0]=allow;0 22 * * 1-5;4h;Europe/Berlin",
         "replicaCount=2",
     ],
