@@ -14,8 +14,8 @@ mod git_server;
 use std::time::{Duration, Instant};
 
 use git_repo::{TempDir, Workdir, init_bare};
-use git_server::GitServer;
-use tugboat::source::{CacheOptions, GitCache, GitReference, SourceSpec};
+use git_server::{GitServer, loopback_cache_options};
+use tugboat::source::{GitCache, GitReference, SourceSpec};
 
 const REPO: &str = "team/app.git";
 const FILES: usize = 200;
@@ -57,14 +57,14 @@ fn main() {
 
     let spec = SourceSpec { url: server.url(REPO), reference: GitReference::Branch("main".into()), credentials: None };
     let cache_dir = TempDir::new("tugboat-bench-cache").expect("temp dir");
-    let cache = GitCache::new(cache_dir.path().join("shared"), CacheOptions::default());
+    let cache = GitCache::new(cache_dir.path().join("shared"), loopback_cache_options());
     let mut rows: Vec<(&str, Duration, usize, String)> = Vec::new();
 
     // (d) first clone into an empty cache: resolve excluded, ensure = init + one full fetch.
     let revision = rt.block_on(cache.resolve(&spec)).expect("resolve");
     let mut samples = Vec::new();
     for n in 0..runs {
-        let fresh = GitCache::new(cache_dir.path().join(format!("cold-{n}")), CacheOptions::default());
+        let fresh = GitCache::new(cache_dir.path().join(format!("cold-{n}")), loopback_cache_options());
         let started = Instant::now();
         rt.block_on(fresh.ensure(&spec, &revision)).expect("ensure");
         samples.push(started.elapsed());

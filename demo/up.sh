@@ -130,6 +130,7 @@ print(*[x.getsockname()[1] for x in s])')
     --kubeconfig "$demo/testenv/kubeconfig" \
     --namespace "$ns" --leader-election-namespace "$ns" \
     --probe-addr "127.0.0.1:$probe_port" --trigger-addr "127.0.0.1:$trigger_port" \
+    --git-egress-allow 127.0.0.0/8 \
     --cache-dir "$demo/cache" >"$demo/operator.log" 2>&1 &
   echo $! >"$demo/operator.pid"
   echo "$trigger_port" >"$demo/trigger.port"

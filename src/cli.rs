@@ -57,6 +57,21 @@ struct RunArgs {
     /// Directory of the Git cache (one bare repository per repository URL).
     #[arg(long, env = "TUGBOAT_CACHE_DIR", default_value = "/tmp/tugboat-cache")]
     cache_dir: PathBuf,
+    /// Upper bound for the Git cache, e.g. `2Gi`, `512Mi` or bytes: after a fetch, the least
+    /// recently used repositories that are not in use are deleted until the rest fit (and are
+    /// fetched again when needed). 0: no bound.
+    #[arg(long, env = "TUGBOAT_CACHE_MAX_BYTES", value_name = "SIZE", default_value = "2Gi", value_parser = parse_byte_size)]
+    cache_max_bytes: u64,
+    /// A CIDR git may connect to although the Git egress guard refuses it (loopback,
+    /// link-local and cloud metadata, reserved; private ranges with --git-egress-deny-private),
+    /// e.g. `127.0.0.0/8` for a Git server on the operator's host. Repeat the flag, or separate
+    /// CIDRs with commas in the environment variable.
+    #[arg(long = "git-egress-allow", env = "TUGBOAT_GIT_EGRESS_ALLOW", value_name = "CIDR", value_delimiter = ',')]
+    git_egress_allow: Vec<ipnet::IpNet>,
+    /// Refuse private addresses (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10,
+    /// fc00::/7) for Git too; by default they are allowed, for self-hosted Git servers.
+    #[arg(long, env = "TUGBOAT_GIT_EGRESS_DENY_PRIVATE")]
+    git_egress_deny_private: bool,
     /// Change window for applications that set none: `KIND;SCHEDULE;DURATION;TIME_ZONE[;GATES]`,
     /// e.g. `allow;0 22 * * 1-5;4h;Europe/Berlin`. Repeat the flag for more windows.
     #[arg(long = "default-change-window", env = "TUGBOAT_DEFAULT_CHANGE_WINDOW", value_name = "WINDOW")]
@@ -90,7 +105,7 @@ struct RunArgs {
     /// Most one application's manifests may render to, in bytes (`64Mi`, `1Gi`, or a number):
     /// aliases count once per use and substituted values once per placeholder. Over it the
     /// application stalls (reason RenderBudgetExceeded, naming the file) and nothing is applied.
-    #[arg(long, env = "TUGBOAT_RENDER_MAX_BYTES", default_value = "64Mi", value_parser = parse_bytes)]
+    #[arg(long, env = "TUGBOAT_RENDER_MAX_BYTES", default_value = "64Mi", value_parser = parse_render_bytes)]
     render_max_bytes: u64,
     /// Most Kubernetes objects one application's manifests may hold (items of a List count each).
     #[arg(long, env = "TUGBOAT_RENDER_MAX_OBJECTS", default_value_t = tugboat::render::Budget::DEFAULT.max_objects)]
@@ -134,25 +149,15 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
     tugboat::duration::parse(value).map_err(|e| e.to_string())
 }
 
-/// A size: a number of bytes, or one with a binary suffix (`Ki`, `Mi`, `Gi`) as in Kubernetes.
-fn parse_bytes(value: &str) -> Result<u64, String> {
-    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => value.split_at(at),
-        None => (value, ""),
-    };
-    let shift = match unit {
-        "" => 0,
-        "Ki" => 10,
-        "Mi" => 20,
-        "Gi" => 30,
-        _ => return Err(format!("{value:?} is not a size: write bytes, or a number with Ki, Mi or Gi")),
-    };
-    number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1 << shift))
+fn parse_byte_size(value: &str) -> Result<u64, String> {
+    tugboat::byte_size::parse(value).map_err(|e| e.to_string())
+}
+
+/// A render budget of 0 bytes would refuse every application: above zero only.
+fn parse_render_bytes(value: &str) -> Result<u64, String> {
+    Some(parse_byte_size(value)?)
         .filter(|n| *n > 0)
-        .ok_or_else(|| format!("{value:?} is not a size above zero"))
+        .ok_or_else(|| format!("{value:?}: the render budget must be above zero"))
 }
 
 /// `--default-service-account` unless set.
@@ -220,6 +225,9 @@ fn run(args: RunArgs) -> ExitCode {
         namespace,
         allow_file_sources,
         cache_dir,
+        cache_max_bytes,
+        git_egress_allow,
+        git_egress_deny_private,
         default_change_windows,
         egress_allow,
         concurrency,
@@ -265,6 +273,8 @@ fn run(args: RunArgs) -> ExitCode {
         probe_addr,
         kubeconfig,
         cache_dir,
+        cache_max_bytes,
+        git_egress: tugboat::egress::EgressPolicy::for_git(git_egress_allow, git_egress_deny_private),
         egress_allow,
         settings,
         election,
@@ -291,15 +301,14 @@ fn init_logging(format: LogFormat) {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_bytes;
+    use super::parse_render_bytes;
 
     #[test]
-    fn sizes_read_as_in_kubernetes() {
-        assert_eq!(parse_bytes("64Mi"), Ok(64 << 20));
-        assert_eq!(parse_bytes("1Gi"), Ok(1 << 30));
-        assert_eq!(parse_bytes("4096"), Ok(4096));
-        for bad in ["", "0", "64MB", "Mi", "-1", "99999999999Gi"] {
-            assert!(parse_bytes(bad).is_err(), "{bad:?}");
+    fn a_render_budget_is_a_size_above_zero() {
+        assert_eq!(parse_render_bytes("64Mi"), Ok(64 << 20));
+        assert_eq!(parse_render_bytes("4096"), Ok(4096));
+        for bad in ["", "0", "Mi", "-1"] {
+            assert!(parse_render_bytes(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -70,6 +70,10 @@ reasons! {
     TooLarge,
     FileSourcesDisabled,
     UnsupportedUrl,
+    /// The Git egress guard refused an address the repository's host resolves to.
+    EgressRefused,
+    /// The Git server answered with an HTTP redirect, which is not followed.
+    Redirected,
     GitFailed,
     CacheIOFailed,
     // GitOpsApplication: applying (see `DeployError::reason`).

@@ -6,11 +6,13 @@
 pub const FIELD_MANAGER: &str = "tugboat";
 
 pub mod api;
+pub mod byte_size;
 pub mod conditions;
 pub mod controller;
 pub mod crds;
 pub mod deploy;
 pub mod duration;
+pub mod egress;
 pub mod endpoint;
 pub mod keyed_lock;
 pub mod leader;

@@ -32,6 +32,10 @@ pub struct Options {
     /// Explicit kubeconfig; `None`: kube-rs's discovery (in-cluster, `KUBECONFIG`, `~/.kube/config`).
     pub kubeconfig: Option<PathBuf>,
     pub cache_dir: PathBuf,
+    /// Bound for the Git cache in bytes (`--cache-max-bytes`; 0: none).
+    pub cache_max_bytes: u64,
+    /// Which addresses git may connect to (`--git-egress-allow`, `--git-egress-deny-private`).
+    pub git_egress: crate::egress::EgressPolicy,
     /// CIDRs outgoing webhooks may call despite the SSRF guard (`--egress-allow`).
     pub egress_allow: Vec<ipnet::IpNet>,
     pub settings: Settings,
@@ -74,10 +78,13 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let client = kube::Client::try_from(config.clone()).map_err(StartError::Client)?;
     std::fs::create_dir_all(&options.cache_dir)
         .map_err(|source| StartError::CacheDir { path: options.cache_dir.clone(), source })?;
-    let git = GitCache::new(
-        options.cache_dir.clone(),
-        CacheOptions { allow_file_sources: options.settings.allow_file_sources, ..CacheOptions::default() },
-    );
+    let cache_options = CacheOptions {
+        allow_file_sources: options.settings.allow_file_sources,
+        egress: options.git_egress.clone(),
+        max_bytes: options.cache_max_bytes,
+        ..CacheOptions::default()
+    };
+    let git = GitCache::new(options.cache_dir.clone(), cache_options);
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Arc::new(AtomicBool::new(false));
 
@@ -101,9 +108,8 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let watches = Watches::start(&client, options.settings.namespace.as_deref(), &stop_rx);
     let (webhooks, applications) = (watches.webhooks.store.clone(), watches.applications.store.clone());
     // Every replica: outgoing webhooks (events are queued from the endpoint too).
-    let sender =
-        crate::outgoing::send::Sender::new(crate::outgoing::egress::EgressPolicy::new(options.egress_allow.clone()))
-            .map_err(StartError::HttpClient)?;
+    let sender = crate::outgoing::send::Sender::new(crate::egress::EgressPolicy::new(options.egress_allow.clone()))
+        .map_err(StartError::HttpClient)?;
     let outgoing = crate::outgoing::dispatch::Outgoing::new(client.clone(), sender, watches.hooks.store.clone());
     outgoing.wait_ready(std::time::Duration::from_secs(10)).await;
 

@@ -201,6 +201,13 @@ async fn source_and_variable_problems_each_say_which() {
             "SecretNotFound",
             "absent",
         ),
+        (
+            // The operator allows 127.0.0.0/8 for the test servers, never the metadata address.
+            "metadata",
+            f.app_spec(json!({"source": {"repoURL": "http://169.254.169.254/latest/meta-data.git"}})),
+            "EgressRefused",
+            "169.254.169.254 is link-local (cloud metadata)",
+        ),
     ];
     for (name, spec, _, _) in &cases {
         f.create_app(name, spec.clone()).await;

@@ -10,7 +10,7 @@ use tugboat::source::{CacheOptions, Credentials, GitCache, GitReference, Revisio
 mod support;
 
 use support::git_repo::{TempDir, Workdir, init_bare};
-use support::git_server::GitServer;
+use support::git_server::{GitServer, loopback_cache_options};
 
 const REPO: &str = "team/app.git";
 const USER: &str = "tugboat";
@@ -27,7 +27,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(auth: bool) -> Fixture {
-        Fixture::with_options(auth, CacheOptions::default())
+        Fixture::with_options(auth, loopback_cache_options())
     }
 
     fn with_options(auth: bool, options: CacheOptions) -> Fixture {
@@ -248,7 +248,7 @@ async fn read_files_walks_directories_sorted_and_skips_what_is_not_a_manifest() 
 
 #[tokio::test]
 async fn read_files_caps_the_bytes_it_reads() {
-    let options = CacheOptions { max_read_bytes: 1000, ..CacheOptions::default() };
+    let options = CacheOptions { max_read_bytes: 1000, ..loopback_cache_options() };
     let f = Fixture::with_options(false, options);
     f.push(&[("big/a.yaml", &"x".repeat(600)), ("big/b.yaml", &"y".repeat(600)), ("small/c.yaml", "c: 1\n")], "big");
     let spec = f.spec(branch("main"));
@@ -326,7 +326,7 @@ async fn ensure_handles_commits_off_the_branch_tip_and_stale_revisions() {
     assert_eq!(f.cache.read_files(&spec, &stale, "a.yaml").await.unwrap()[0].content, "a: 1\n");
 
     // A pinned commit that no ref points at any more is fetched by id, in a fresh cache.
-    let other = GitCache::new(f.cache_dir.path().join("other"), CacheOptions::default());
+    let other = GitCache::new(f.cache_dir.path().join("other"), loopback_cache_options());
     let pinned = f.spec(GitReference::Commit(c1.clone()));
     let revision = other.resolve(&pinned).await.unwrap();
     other.ensure(&pinned, &revision).await.unwrap();
@@ -403,7 +403,7 @@ async fn file_sources_only_when_allowed() {
 
     let allowed = GitCache::new(
         f.cache_dir.path().join("files"),
-        CacheOptions { allow_file_sources: true, ..CacheOptions::default() },
+        CacheOptions { allow_file_sources: true, ..loopback_cache_options() },
     );
     let revision = allowed.resolve(&spec).await.unwrap();
     allowed.ensure(&spec, &revision).await.unwrap();
@@ -421,7 +421,7 @@ async fn unreachable_and_hanging_remotes_are_transient() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let dir = TempDir::new("tugboat-src-net").unwrap();
-    let options = CacheOptions { command_timeout: Duration::from_secs(2), ..CacheOptions::default() };
+    let options = CacheOptions { command_timeout: Duration::from_secs(2), ..loopback_cache_options() };
     let cache = GitCache::new(dir.path().to_path_buf(), options);
     let spec = |url: String| SourceSpec { url, reference: branch("main"), credentials: None };
 

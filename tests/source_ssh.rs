@@ -5,11 +5,12 @@
 //! authentication, and that the resulting errors are classified and never echo the key.
 
 use tugboat::render::ManifestFile;
-use tugboat::source::{CacheOptions, Credentials, GitCache, GitReference, Revision, SourceError, SourceSpec};
+use tugboat::source::{Credentials, GitCache, GitReference, Revision, SourceError, SourceSpec};
 
 mod support;
 
 use support::git_repo::{TempDir, Workdir, init_bare};
+use support::git_server::loopback_cache_options;
 use support::ssh_server::{SshServer, keypair, known_hosts_line};
 
 const REPO: &str = "team/app.git";
@@ -38,7 +39,7 @@ impl Fixture {
         let sha = writer.commit("first").unwrap();
         writer.push().unwrap();
         let cache_dir = TempDir::new("tugboat-ssh-cache").unwrap();
-        let cache = GitCache::new(cache_dir.path().join("cache"), CacheOptions::default());
+        let cache = GitCache::new(cache_dir.path().join("cache"), loopback_cache_options());
         Some(Fixture { server, root, cache_dir, cache, sha })
     }
 

@@ -203,27 +203,7 @@ async fn one_reconcile_of_a_new_revision_makes_exactly_these_requests() {
     let repo = repository(&repo_dir, &[("config.yaml", config_map), ("web.yaml", deployment)]);
     let state: Arc<Mutex<GitOpsApplicationStatus>> = Arc::default();
     let (client, seen) = mock(cluster(&state));
-
-    let settings = Settings {
-        allow_file_sources: true,
-        concurrency: 1,
-        debounce: std::time::Duration::ZERO,
-        namespace: None,
-        default_windows: Vec::new(),
-        // As the operator itself: an impersonating client is a new connection the mock cannot see.
-        default_service_account: None,
-        render_budget: crate::render::Budget::DEFAULT,
-    };
-    let git = crate::source::GitCache::new(
-        dir.join("cache"),
-        crate::source::CacheOptions { allow_file_sources: true, ..Default::default() },
-    );
-    let sender =
-        crate::outgoing::send::Sender::new(crate::outgoing::egress::EgressPolicy::new(Vec::new())).expect("sender");
-    let (hooks, _writer) = kube::runtime::reflector::store();
-    let outgoing = crate::outgoing::dispatch::Outgoing::new(client.clone(), sender, hooks);
-    let config = kube::Config::new("http://127.0.0.1:1".parse().expect("url"));
-    let context = Arc::new(Context::new(client, config, git, settings, outgoing));
+    let context = context(client, &dir);
 
     let action = pipeline::reconcile(Arc::new(application(None, &repo)), context).await.expect("reconcile");
     assert_eq!(action, Action::requeue(std::time::Duration::from_secs(300)), "next: the drift check interval");
@@ -280,6 +260,51 @@ async fn one_reconcile_of_a_new_revision_makes_exactly_these_requests() {
     assert!(finished.last_applied_revision.as_deref().is_some_and(|r| r.starts_with("main@sha1:")));
     let ready = crate::conditions::get(&finished.conditions, crate::conditions::READY).expect("Ready");
     assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Succeeded"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The context of a reconcile against the mock: the default Git egress guard, file sources allowed.
+fn context(client: Client, dir: &std::path::Path) -> Arc<Context> {
+    let settings = Settings {
+        allow_file_sources: true,
+        concurrency: 1,
+        debounce: std::time::Duration::ZERO,
+        namespace: None,
+        default_windows: Vec::new(),
+        // As the operator itself: an impersonating client is a new connection the mock cannot see.
+        default_service_account: None,
+        render_budget: crate::render::Budget::DEFAULT,
+    };
+    let git = crate::source::GitCache::new(
+        dir.join("cache"),
+        crate::source::CacheOptions { allow_file_sources: true, ..Default::default() },
+    );
+    let sender = crate::outgoing::send::Sender::new(crate::egress::EgressPolicy::new(Vec::new())).expect("sender");
+    let (hooks, _writer) = kube::runtime::reflector::store();
+    let outgoing = crate::outgoing::dispatch::Outgoing::new(client.clone(), sender, hooks);
+    let config = kube::Config::new("http://127.0.0.1:1".parse().expect("url"));
+    Arc::new(Context::new(client, config, git, settings, outgoing))
+}
+
+#[tokio::test]
+async fn a_repository_at_the_metadata_address_is_refused_into_the_ready_condition() {
+    let dir = tempdir();
+    let state: Arc<Mutex<GitOpsApplicationStatus>> = Arc::default();
+    let (client, seen) = mock(cluster(&state));
+    let context = context(client, &dir);
+    let app = application(None, "http://169.254.169.254/latest/meta-data.git");
+
+    let action = pipeline::reconcile(Arc::new(app), context.clone()).await.expect("reconcile");
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(60)), "no fast retry: the spec must change");
+    assert_eq!(context.git.fetch_count(), 0);
+    let status = state.lock().expect("state").clone();
+    let ready = crate::conditions::get(&status.conditions, crate::conditions::READY).expect("Ready");
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "EgressRefused"), "{ready:?}");
+    for part in ["169.254.169.254", "link-local (cloud metadata)", "--git-egress-allow"] {
+        assert!(ready.message.contains(part), "{part}: {}", ready.message);
+    }
+    let calls: Vec<String> = seen.lock().expect("seen").iter().map(Seen::line).collect();
+    assert!(calls.iter().all(|c| !c.contains("/configmaps") && !c.contains("/deployments")), "{calls:#?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,9 +1,9 @@
-//! Outgoing webhooks: events, templates, body formats, signing, the SSRF guard, retries,
-//! waiting for completion, and the dispatcher that delivers them (DESIGN §1.3, §5).
+//! Outgoing webhooks: events, templates, body formats, signing, retries, waiting for
+//! completion, and the dispatcher that delivers them (DESIGN §1.3, §5). The SSRF guard they
+//! call through is `crate::egress`, shared with Git sources.
 
 pub mod deliver;
 pub mod dispatch;
-pub mod egress;
 pub mod event;
 pub mod format;
 pub mod hook;

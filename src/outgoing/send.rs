@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use super::egress::EgressPolicy;
+use crate::egress::EgressPolicy;
 
 /// Time allowed for one attempt, connection to last byte (DESIGN §5).
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,7 +62,7 @@ impl std::fmt::Debug for Sender {
     }
 }
 
-fn blocked_message(host: &str, ip: IpAddr, why: super::egress::Blocked) -> String {
+fn blocked_message(host: &str, ip: IpAddr, why: crate::egress::Blocked) -> String {
     format!(
         "refused to call {host}: its address {ip} is {} (SSRF guard; the operator's --egress-allow can permit it)",
         why.describe()
@@ -140,7 +140,7 @@ impl Sender {
         }
         match addresses.first() {
             Some(ip) => {
-                let why = self.policy.check(*ip).err().unwrap_or(super::egress::Blocked::Other);
+                let why = self.policy.check(*ip).err().unwrap_or(crate::egress::Blocked::Other);
                 Err(SendError::Blocked(blocked_message(host, *ip, why)))
             }
             None => Err(SendError::Transport {

@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use super::evict::{self, Usage};
 use super::git::Runner;
+use super::guard::Route;
 use super::refs::{self, Range};
 use super::store::Store;
 use super::url::{self, RepoUrl};
@@ -21,7 +23,9 @@ use crate::render::ManifestFile;
 /// Concurrency: writes to a repository (init, fetch) happen under a per-repository async mutex,
 /// and whoever gets it re-checks for the commit first, so concurrent `ensure`s of one new
 /// revision cause a single fetch. Reads (`cat-file`, `ls-tree`) need no lock: git writes
-/// objects before refs and never changes an object in place. One process owns a cache directory.
+/// objects before refs and never changes an object in place. Every operation on a repository
+/// counts as a use of it while it runs, so eviction (`--cache-max-bytes`) never deletes a
+/// repository that is being read or fetched. One process owns a cache directory.
 #[derive(Clone)]
 pub struct GitCache {
     inner: Arc<Inner>,
@@ -33,6 +37,9 @@ struct Inner {
     options: super::CacheOptions,
     fetches: AtomicU64,
     locks: KeyedLocks<PathBuf>,
+    usage: Usage,
+    /// One eviction at a time: each measures what the previous one left.
+    evicting: tokio::sync::Mutex<()>,
     listings: Mutex<HashMap<ListingKey, Arc<tokio::sync::Mutex<Option<Listing>>>>>,
 }
 
@@ -63,8 +70,17 @@ impl GitCache {
         let dir = std::path::absolute(&dir).unwrap_or(dir);
         let runner =
             Runner { home: dir.clone(), timeout: options.command_timeout, allow_file: options.allow_file_sources };
-        let (locks, listings) = (KeyedLocks::default(), Mutex::default());
-        GitCache { inner: Arc::new(Inner { dir, runner, options, fetches: AtomicU64::new(0), locks, listings }) }
+        let inner = Inner {
+            dir,
+            runner,
+            options,
+            fetches: AtomicU64::new(0),
+            locks: KeyedLocks::default(),
+            usage: Usage::default(),
+            evicting: tokio::sync::Mutex::default(),
+            listings: Mutex::default(),
+        };
+        GitCache { inner: Arc::new(inner) }
     }
 
     /// The cache directory.
@@ -129,6 +145,7 @@ impl GitCache {
         let url = self.url(spec)?;
         let sha = full_sha(revision)?;
         let repo = self.repo_dir(&url);
+        let _use = self.inner.usage.enter(&repo).await;
         let local = local_ref(spec, revision)?;
         let wanted =
             [Some(format!("{sha}^{{commit}}")), local.as_ref().map(|(refname, _)| format!("{refname}^{{commit}}"))];
@@ -181,8 +198,9 @@ impl GitCache {
     ) -> Result<Vec<ManifestFile>, SourceError> {
         let root = tree::normalize_path(path)
             .ok_or_else(|| SourceError::PathNotFound { path: path.to_owned(), revision: revision.name.clone() })?;
-        self.ensure(spec, revision).await?;
         let repo = self.repo_dir(&self.url(spec)?);
+        let _use = self.inner.usage.enter(&repo).await;
+        self.ensure(spec, revision).await?;
         let limit = self.inner.options.max_read_bytes;
         tree::read(&self.inner.runner, &repo, &revision.sha, &root, &revision.name, limit).await
     }
@@ -193,6 +211,7 @@ impl GitCache {
     pub async fn cached_revision(&self, spec: &SourceSpec) -> Option<Revision> {
         let url = self.url(spec).ok()?;
         let repo = self.repo_dir(&url);
+        let _use = self.inner.usage.enter(&repo).await;
         if !self.store(&repo).exists() {
             return None;
         }
@@ -287,10 +306,11 @@ impl GitCache {
     ) -> Result<String, SourceError> {
         let dir = &self.inner.dir;
         tokio::fs::create_dir_all(dir).await.map_err(|e| SourceError::io(format!("create {}", dir.display()), &e))?;
+        let route = self.route(url).await?;
         let runner = &self.inner.runner;
         let mut cmd = runner.command(None);
-        let _ssh = runner.remote(&mut cmd, url, spec.credentials.as_ref())?;
-        cmd.arg("ls-remote").args(flags).arg("--").arg(&url.raw).args(patterns);
+        let _ssh = runner.remote(&mut cmd, url, &route, spec.credentials.as_ref())?;
+        cmd.arg("ls-remote").args(flags).arg("--").arg(&route.url).args(patterns);
         let output = runner.run(cmd, None, &url.display).await?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -309,15 +329,16 @@ impl GitCache {
         tags: bool,
         reference: &str,
     ) -> Result<(), SourceError> {
+        let route = self.route(url).await?;
         self.store(repo).remove_stale_locks().await;
         let runner = &self.inner.runner;
         let mut cmd = runner.command(Some(repo));
-        let _ssh = runner.remote(&mut cmd, url, spec.credentials.as_ref())?;
+        let _ssh = runner.remote(&mut cmd, url, &route, spec.credentials.as_ref())?;
         cmd.args(["fetch", "--quiet", "--no-write-fetch-head", "--no-recurse-submodules"]);
         if !tags {
             cmd.arg("--no-tags");
         }
-        cmd.arg("--").arg(&url.raw).args(refspecs);
+        cmd.arg("--").arg(&route.url).args(refspecs);
         self.inner.fetches.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let output = runner.run(cmd, None, &url.display).await?;
@@ -328,12 +349,39 @@ impl GitCache {
             return Err(error);
         }
         tracing::info!(url = %url.display, reference, elapsed_ms, "fetched");
+        self.bound_size(repo).await;
         Ok(())
+    }
+
+    /// The egress guard's verdict on `url`, and how git is pinned to what it checked.
+    async fn route(&self, url: &RepoUrl) -> Result<Route, SourceError> {
+        let options = &self.inner.options;
+        let route = Route::to(url, &options.egress, &options.static_hosts, options.command_timeout).await;
+        if let Err(error @ SourceError::EgressRefused { .. }) = &route {
+            tracing::warn!(url = %url.display, %error, "git egress refused");
+        }
+        route
+    }
+
+    /// Records the fetch into `repo` as its latest use, then evicts least recently used
+    /// repositories beyond `max_bytes` (`repo` is in use by the caller, so it stays).
+    async fn bound_size(&self, repo: &Path) {
+        let max_bytes = self.inner.options.max_bytes;
+        let _one = self.inner.evicting.lock().await;
+        let (cache, repo) = (self.clone(), repo.to_path_buf());
+        let bound = move || {
+            evict::mark_used(&repo);
+            evict::bound(&cache.inner.dir, max_bytes, &cache.inner.usage)
+        };
+        for name in tokio::task::spawn_blocking(bound).await.unwrap_or_default() {
+            tracing::info!(repository = %name, max_bytes, "evicted from the Git cache (least recently used)");
+        }
     }
 
     /// Expands an abbreviated commit id, from the cache or after fetching all branches and tags.
     async fn expand_commit(&self, spec: &SourceSpec, url: &RepoUrl, commit: &str) -> Result<String, SourceError> {
         let repo = self.repo_dir(url);
+        let _use = self.inner.usage.enter(&repo).await;
         let rev = format!("{commit}^{{commit}}");
         if let Some(sha) = self.store(&repo).rev_parse(&rev).await {
             return Ok(sha);

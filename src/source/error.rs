@@ -1,6 +1,9 @@
 //! `SourceError`: what went wrong with a Git source, classified so conditions and retries can act on it.
 
+use std::net::IpAddr;
+
 use crate::conditions::Reason;
+use crate::egress::Blocked;
 
 use super::url::redact_text;
 
@@ -49,6 +52,12 @@ pub enum SourceError {
         "unsupported repository URL {url:?} in spec.source.repoURL: use https://, http://, ssh:// or user@host:path"
     )]
     UnsupportedUrl { url: String },
+    #[error("the Git egress guard refused {host} of {url}: its address {address} is {}; {}", .blocked.describe(), egress_hint(*.blocked))]
+    EgressRefused { url: String, host: String, address: IpAddr, blocked: Blocked },
+    #[error(
+        "{url} answered with a redirect, which is not followed (its target would escape the Git egress guard): set spec.source.repoURL to the repository's final URL, e.g. ending in .git"
+    )]
+    Redirected { url: String },
     #[error("git failed: {message}")]
     Git { message: String },
     #[error("cannot {action}: {message}")]
@@ -73,6 +82,8 @@ impl SourceError {
             SourceError::TooLarge { .. } => Reason::TooLarge,
             SourceError::FileSourcesDisabled { .. } => Reason::FileSourcesDisabled,
             SourceError::UnsupportedUrl { .. } => Reason::UnsupportedUrl,
+            SourceError::EgressRefused { .. } => Reason::EgressRefused,
+            SourceError::Redirected { .. } => Reason::Redirected,
             SourceError::Git { .. } => Reason::GitFailed,
             SourceError::Io { .. } => Reason::CacheIOFailed,
         }
@@ -92,6 +103,16 @@ impl SourceError {
 
     pub(crate) fn io(action: impl Into<String>, error: &std::io::Error) -> SourceError {
         SourceError::Io { action: action.into(), message: error.to_string() }
+    }
+}
+
+/// What to do about a refused address: private ones are refused only on request.
+fn egress_hint(blocked: Blocked) -> &'static str {
+    match blocked {
+        Blocked::Private => {
+            "private addresses are refused because the operator runs with --git-egress-deny-private; --git-egress-allow CIDR admits a range"
+        }
+        _ => "if this server is intended, the operator's --git-egress-allow CIDR admits its range",
     }
 }
 
@@ -124,6 +145,16 @@ pub(crate) fn classify(stderr: &str, url: &str, reference: &str) -> SourceError 
         "returned error: 504",
     ]) {
         return SourceError::Unreachable { url, message: shorten(&text) };
+    }
+    // Redirects are not followed (`http.followRedirects=false`, see `guard`).
+    if has(&[
+        "returned error: 301",
+        "returned error: 302",
+        "returned error: 303",
+        "returned error: 307",
+        "returned error: 308",
+    ]) {
+        return SourceError::Redirected { url };
     }
     if has(&["host key verification failed", "no matching host key", "remote host identification has changed"]) {
         return SourceError::HostKeyVerificationFailed { url };
@@ -186,6 +217,7 @@ mod tests {
             ("fatal: repository 'http://h/x.git/' not found", "RepositoryNotFound"),
             ("fatal: '/srv/x' does not appear to be a git repository", "RepositoryNotFound"),
             ("fatal: couldn't find remote ref refs/heads/nope", "RefNotFound"),
+            ("fatal: unable to access 'x': The requested URL returned error: 301", "Redirected"),
             ("fatal: bad object deadbeef", "GitFailed"),
         ];
         for (stderr, reason) in cases {
@@ -204,5 +236,23 @@ mod tests {
         let SourceError::Git { message } = &err else { panic!("{err:?}") };
         assert!(message.chars().count() <= MAX_MESSAGE + 1 && !message.contains("pw"), "{message}");
         assert!(err.is_transient() && !auth.is_transient());
+        let refused = SourceError::EgressRefused {
+            url: "http://metadata.example/x.git".into(),
+            host: "metadata.example".into(),
+            address: "169.254.169.254".parse().unwrap(),
+            blocked: Blocked::LinkLocal,
+        };
+        assert_eq!(
+            refused.to_string(),
+            "the Git egress guard refused metadata.example of http://metadata.example/x.git: its address 169.254.169.254 is link-local (cloud metadata); if this server is intended, the operator's --git-egress-allow CIDR admits its range"
+        );
+        assert!(!refused.is_transient() && refused.reason().as_str() == "EgressRefused");
+        let private = SourceError::EgressRefused {
+            url: URL.into(),
+            host: "127.0.0.1".into(),
+            address: "10.0.0.1".parse().unwrap(),
+            blocked: Blocked::Private,
+        };
+        assert!(private.to_string().contains("--git-egress-deny-private"), "{private}");
     }
 }

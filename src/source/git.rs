@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+use super::guard::Route;
 use super::url::{RepoUrl, Transport};
 use super::{Credentials, SourceError};
 
@@ -107,7 +108,8 @@ impl Runner {
         cmd
     }
 
-    /// Adds what talking to `url` needs: credentials (never in argv) and a non-interactive ssh.
+    /// Adds what talking to `url` by `route` needs: the egress guard's pins (see `guard`),
+    /// credentials (never in argv) and a non-interactive ssh.
     ///
     /// HTTP credentials become an `Authorization` header passed through `GIT_CONFIG_*`
     /// variables, which only the operator's own user can read; ssh keys go to a 0600 file in a
@@ -116,8 +118,18 @@ impl Runner {
         &self,
         cmd: &mut Command,
         url: &RepoUrl,
+        route: &Route,
         credentials: Option<&Credentials>,
     ) -> Result<Option<SshFiles>, SourceError> {
+        for config in &route.config {
+            cmd.arg("-c").arg(config);
+        }
+        // The URL names the checked address: the host key is looked up under the name.
+        let alias = route
+            .host_key_alias
+            .as_deref()
+            .map(|alias| format!(" -o HostKeyAlias={} -o CheckHostIP=no", shell_quote(alias)))
+            .unwrap_or_default();
         match (url.transport, credentials) {
             (Transport::Http, Some(Credentials::Basic { username, password })) => {
                 let token = BASE64.encode(format!("{username}:{password}"));
@@ -134,15 +146,15 @@ impl Runner {
                 // whatever /etc/ssh/ssh_known_hosts of the operator's image holds; `-F /dev/null`:
                 // no ssh_config of the machine or user changes how we connect.
                 let ssh = format!(
-                    "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes",
-                    shell_quote(&key),
-                    shell_quote(&known)
+                    "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes{alias}",
+                    shell_quote(&key.to_string_lossy()),
+                    shell_quote(&known.to_string_lossy())
                 );
                 cmd.env("GIT_SSH_COMMAND", ssh);
                 return Ok(Some(files));
             }
             (Transport::Ssh, _) => {
-                cmd.env("GIT_SSH_COMMAND", "ssh -o StrictHostKeyChecking=yes -o BatchMode=yes");
+                cmd.env("GIT_SSH_COMMAND", format!("ssh -o StrictHostKeyChecking=yes -o BatchMode=yes{alias}"));
             }
             // Credentials of another kind than the URL's transport are simply not used.
             _ => {}
@@ -226,9 +238,9 @@ async fn kill_process_group(pid: u32) {
     let _ = tokio::time::timeout(Duration::from_secs(5), kill.status()).await;
 }
 
-/// Single-quotes a path for the shell git runs `GIT_SSH_COMMAND` with.
-fn shell_quote(path: &Path) -> String {
-    format!("'{}'", path.to_string_lossy().replace('\'', r"'\''"))
+/// Single-quotes a word (a path, a host key alias) for the shell git runs `GIT_SSH_COMMAND` with.
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
 }
 
 #[cfg(test)]
@@ -260,9 +272,11 @@ mod tests {
         let url = super::super::url::parse("https://host/r.git", false).unwrap();
         let mut cmd = r.command(None);
         let creds = Credentials::Basic { username: "bob".into(), password: "hunter2".into() };
-        assert!(r.remote(&mut cmd, &url, Some(&creds)).unwrap().is_none());
+        let route = super::super::guard::pin(&url, &["10.0.0.5".parse().unwrap()]);
+        assert!(r.remote(&mut cmd, &url, &route, Some(&creds)).unwrap().is_none());
         let args: Vec<_> = cmd.as_std().get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         assert!(args.iter().all(|a| !a.contains("hunter2") && !a.contains("Authorization")), "{args:?}");
+        assert!(args.ends_with(&["-c".into(), "http.curloptResolve=host:443:10.0.0.5".into()]), "pinned: {args:?}");
         let env = envs(&cmd);
         let get = |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
         assert_eq!(get("GIT_CONFIG_COUNT"), Some("1"));
@@ -280,7 +294,8 @@ mod tests {
         let url = super::super::url::parse("git@host:team/app.git", false).unwrap();
         let mut cmd = r.command(None);
         let creds = Credentials::Ssh { identity: "KEY".into(), known_hosts: "host ssh-ed25519 AAAA".into() };
-        let files = r.remote(&mut cmd, &url, Some(&creds)).unwrap().unwrap();
+        let route = super::super::guard::pin(&url, &["10.0.0.5".parse().unwrap()]);
+        let files = r.remote(&mut cmd, &url, &route, Some(&creds)).unwrap().unwrap();
         let key = files.dir.join("identity");
         assert_eq!(fs::read_to_string(&key).unwrap(), "KEY\n");
         assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
@@ -288,6 +303,7 @@ mod tests {
         let ssh = envs(&cmd).into_iter().find(|(k, _)| k == "GIT_SSH_COMMAND").unwrap().1;
         assert!(ssh.contains("StrictHostKeyChecking=yes") && ssh.contains("BatchMode=yes") && !ssh.contains("KEY"));
         assert!(ssh.contains("GlobalKnownHostsFile=/dev/null"), "{ssh}");
+        assert!(ssh.ends_with(" -o HostKeyAlias='host' -o CheckHostIP=no"), "{ssh}");
         let dir = files.dir.clone();
         drop(files);
         assert!(!dir.exists());

@@ -8,14 +8,20 @@
 
 mod cache;
 mod error;
+mod evict;
 mod git;
+mod guard;
 mod refs;
 mod store;
 mod tree;
 pub mod url;
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
+
+use crate::egress::EgressPolicy;
 
 pub use cache::GitCache;
 
@@ -136,11 +142,30 @@ pub struct CacheOptions {
     /// Upper bound for the bytes `read_files` reads in one call, so a huge directory cannot
     /// exhaust the operator's memory.
     pub max_read_bytes: u64,
+    /// Which addresses git may connect to (`--git-egress-allow`, `--git-egress-deny-private`):
+    /// by default everything but loopback, link-local, cloud metadata and reserved addresses.
+    pub egress: EgressPolicy,
+    /// Host names answered from this table instead of DNS, like `/etc/hosts` (for tests, which
+    /// cannot change DNS); the guard checks these addresses like resolved ones.
+    pub static_hosts: BTreeMap<String, Vec<IpAddr>>,
+    /// Bound for the bare repositories of the cache (`--cache-max-bytes`; 0: none): after a
+    /// fetch, least recently used ones not in use are deleted until the rest fit.
+    pub max_bytes: u64,
 }
+
+/// `--cache-max-bytes` unless set: 2 GiB.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 2 << 30;
 
 impl Default for CacheOptions {
     fn default() -> Self {
-        CacheOptions { allow_file_sources: false, command_timeout: Duration::from_secs(120), max_read_bytes: 64 << 20 }
+        CacheOptions {
+            allow_file_sources: false,
+            command_timeout: Duration::from_secs(120),
+            max_read_bytes: 64 << 20,
+            egress: EgressPolicy::for_git(Vec::new(), false),
+            static_hosts: BTreeMap::new(),
+            max_bytes: DEFAULT_CACHE_MAX_BYTES,
+        }
     }
 }
 

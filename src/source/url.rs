@@ -23,6 +23,25 @@ pub(crate) struct RepoUrl {
     /// so one repository gets one bare repo whatever credentials or spelling the specs use.
     pub normalized: String,
     pub transport: Transport,
+    /// The host git connects to, lower-cased, IPv6 brackets removed (empty for `file://`).
+    pub host: String,
+    /// The port, the transport's default filled in (0 for `file://`).
+    pub port: u16,
+    /// Where `host` is written in `raw`, so the Git egress guard can put a checked address there.
+    host_span: std::ops::Range<usize>,
+}
+
+impl RepoUrl {
+    /// `raw` with the host name replaced by `address` (in brackets if IPv6): what git connects
+    /// to, while everything else of the URL, credentials included, stays as written.
+    pub fn raw_at(&self, address: std::net::IpAddr) -> String {
+        let (before, after) = (&self.raw[..self.host_span.start], &self.raw[self.host_span.end..]);
+        let bracketed = before.ends_with('[');
+        match address {
+            std::net::IpAddr::V6(v6) if !bracketed => format!("{before}[{v6}]{after}"),
+            address => format!("{before}{address}{after}"),
+        }
+    }
 }
 
 /// Accepts `https://`, `http://`, `ssh://`, `user@host:path`, and `file://` when `allow_file`.
@@ -70,7 +89,21 @@ pub(crate) fn parse(url: &str, allow_file: bool) -> Result<RepoUrl, SourceError>
             }
         };
         let display = display.trim_end_matches('/').to_owned();
-        return Ok(RepoUrl { raw: raw.to_owned(), display, normalized, transport });
+        let (host, port, host_span) = match transport {
+            Transport::File => (String::new(), 0, 0..0),
+            _ => {
+                let start = scheme.len() + 3 + userinfo.map_or(0, |u| u.len() + 1);
+                let default = if scheme == "https" {
+                    443
+                } else if scheme == "http" {
+                    80
+                } else {
+                    22
+                };
+                host_and_port(&host, start, default).ok_or_else(unsupported)?
+            }
+        };
+        return Ok(RepoUrl { raw: raw.to_owned(), display, normalized, transport, host, port, host_span });
     }
     if raw.contains("::") {
         return Err(unsupported());
@@ -88,7 +121,35 @@ pub(crate) fn parse(url: &str, allow_file: bool) -> Result<RepoUrl, SourceError>
         return Err(unsupported());
     }
     let normalized = format!("{user}@{}:{}", host.to_ascii_lowercase(), path.trim_end_matches('/'));
-    Ok(RepoUrl { raw: raw.to_owned(), display: normalized.clone(), normalized, transport: Transport::Ssh })
+    Ok(RepoUrl {
+        raw: raw.to_owned(),
+        display: normalized.clone(),
+        normalized,
+        transport: Transport::Ssh,
+        host: host.to_ascii_lowercase(),
+        port: 22,
+        host_span: user.len() + 1..login.len(),
+    })
+}
+
+/// Splits `host[:port]` or `[v6][:port]` (an authority without userinfo, at byte `start` of
+/// the URL): the host without brackets, the port (`default` if none), the host's span.
+/// `None` if the port is not a number from 1 to 65535 or something follows the brackets.
+fn host_and_port(host_port: &str, start: usize, default: u16) -> Option<(String, u16, std::ops::Range<usize>)> {
+    let (host, port, offset) = match host_port.strip_prefix('[') {
+        Some(inner) => {
+            let (host, after) = inner.split_once(']')?;
+            let port = if after.is_empty() { "" } else { after.strip_prefix(':')? };
+            (host, port, 1)
+        }
+        None => {
+            let (host, port) = host_port.split_once(':').unwrap_or((host_port, ""));
+            (host, port, 0)
+        }
+    };
+    let port = if port.is_empty() { default } else { port.parse().ok().filter(|p| *p != 0)? };
+    let begin = start + offset;
+    Some((host.to_ascii_lowercase(), port, begin..begin + host.len()))
 }
 
 /// Replaces the userinfo of every `scheme://userinfo@host` in `text` with `***`.
@@ -201,6 +262,32 @@ mod tests {
         let scp = parse("git@GitHub.com:team/app.git", false).unwrap();
         assert_eq!((scp.transport, scp.normalized.as_str()), (Transport::Ssh, "git@github.com:team/app.git"));
         assert_eq!(parse("file:///srv/repo.git", true).unwrap().transport, Transport::File);
+    }
+
+    #[test]
+    fn knows_host_and_port_and_can_point_git_at_an_address() {
+        let v4: std::net::IpAddr = "10.0.0.7".parse().unwrap();
+        let v6: std::net::IpAddr = "fd00::7".parse().unwrap();
+        let cases = [
+            ("https://tok:x@Git.Example.com/a.git", "git.example.com", 443, "https://tok:x@10.0.0.7/a.git"),
+            ("http://git.example.com:8080/a.git", "git.example.com", 8080, "http://10.0.0.7:8080/a.git"),
+            ("ssh://git@git.example.com/a.git", "git.example.com", 22, "ssh://git@10.0.0.7/a.git"),
+            ("ssh://git:pw@git.example.com:2222/a.git", "git.example.com", 2222, "ssh://git:pw@10.0.0.7:2222/a.git"),
+            ("git@GitHub.com:team/a.git", "github.com", 22, "git@10.0.0.7:team/a.git"),
+        ];
+        for (url, host, port, at) in cases {
+            let parsed = parse(url, false).unwrap();
+            assert_eq!((parsed.host.as_str(), parsed.port, parsed.raw_at(v4).as_str()), (host, port, at), "{url}");
+        }
+        let literal = parse("http://[FD00::1]:3000/a.git", false).unwrap();
+        assert_eq!((literal.host.as_str(), literal.port), ("fd00::1", 3000));
+        assert_eq!(parse("git@host:team/a.git", false).unwrap().raw_at(v6), "git@[fd00::7]:team/a.git");
+        assert_eq!(parse("ssh://git@host:2222/a.git", false).unwrap().raw_at(v6), "ssh://git@[fd00::7]:2222/a.git");
+        for url in ["http://host:http/a.git", "http://host:0/a", "http://host:70000/a", "ssh://[::1]x/a"] {
+            assert!(matches!(parse(url, false), Err(SourceError::UnsupportedUrl { .. })), "{url}");
+        }
+        let file = parse("file:///srv/a.git", true).unwrap();
+        assert_eq!((file.host.as_str(), file.port), ("", 0));
     }
 
     #[test]

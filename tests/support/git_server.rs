@@ -80,6 +80,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Cache options under which tugboat may reach test servers on 127.0.0.1 (this one, the ssh
+/// server): the Git egress guard refuses loopback unless the operator allows it, as
+/// `--git-egress-allow 127.0.0.0/8` does for the operators of the end-to-end tests.
+pub fn loopback_cache_options() -> tugboat::source::CacheOptions {
+    let loopback = "127.0.0.0/8".parse().expect("CIDR");
+    let egress = tugboat::egress::EgressPolicy::for_git(vec![loopback], false);
+    tugboat::source::CacheOptions { egress, ..tugboat::source::CacheOptions::default() }
+}
+
 impl GitServer {
     /// Serves the bare repositories below `root` on a free 127.0.0.1 port. With `credentials`,
     /// every request must carry `Basic user:password` or `Bearer password`.

@@ -64,6 +64,10 @@ impl Operator {
             .arg(cache.path().join("git"))
             .arg("--leader-election-namespace")
             .arg(namespace)
+            // The test Git and ssh servers listen on 127.0.0.1, which the Git egress guard
+            // refuses unless allowed.
+            .arg("--git-egress-allow")
+            .arg("127.0.0.0/8")
             .args(extra)
             .env("POD_NAME", name)
             // TUGBOAT_TEST_OPERATOR_LOG overrides the filter when a failing test needs more.
