@@ -75,7 +75,7 @@ pub async fn trigger(
         metrics.trigger_answered(UNKNOWN_PROVIDER, 404);
         return reply::not_found().await;
     };
-    let response = if state.rate_limit.allow_webhook(&path, client, now) {
+    let response = if state.rate_limit.allow_webhook(path, client, now) {
         handle(&state, &webhook, query, headers, body).await
     } else {
         reply::too_many_requests()

@@ -44,8 +44,8 @@ impl RateLimiter {
     }
 
     /// Takes a token for a call from `client` to the Webhook at `webhook_path`; false means 429.
-    pub fn allow_webhook(&self, webhook_path: &str, client: IpAddr, now: Instant) -> bool {
-        self.rate <= 0.0 || self.webhooks.take((webhook_path.to_owned(), client), self.rate, now)
+    pub fn allow_webhook(&self, webhook_path: impl Into<String>, client: IpAddr, now: Instant) -> bool {
+        self.rate <= 0.0 || self.webhooks.take((webhook_path.into(), client), self.rate, now)
     }
 
     /// Takes a token for a call from `client` to a path that is no Webhook's; false means 429.

@@ -93,13 +93,14 @@ pub fn render_within(
     let mut left = budget::Remaining::new(budget);
     for file in files {
         for document in yaml::parse_documents(file, vars, strict, &mut left)? {
-            let at = Location { file: file.path.clone(), document: document.number, line: document.line };
+            let (number, line) = (document.number, document.line);
             objects::collect(&file.path, document, &mut objects)?;
             if objects.len() > budget.max_objects {
                 let message = format!(
                     "the manifests hold more than {} objects (the render budget, --render-max-objects)",
                     budget.max_objects
                 );
+                let at = Location { file: file.path.clone(), document: number, line };
                 return Err(RenderError::OverBudget { at, message });
             }
         }

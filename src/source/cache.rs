@@ -145,7 +145,7 @@ impl GitCache {
         let url = self.url(spec)?;
         let sha = full_sha(revision)?;
         let repo = self.repo_dir(&url);
-        let _use = self.inner.usage.enter(&repo).await;
+        let _use = self.inner.usage.enter(&repo);
         let local = local_ref(spec, revision)?;
         let wanted =
             [Some(format!("{sha}^{{commit}}")), local.as_ref().map(|(refname, _)| format!("{refname}^{{commit}}"))];
@@ -199,7 +199,7 @@ impl GitCache {
         let root = tree::normalize_path(path)
             .ok_or_else(|| SourceError::PathNotFound { path: path.to_owned(), revision: revision.name.clone() })?;
         let repo = self.repo_dir(&self.url(spec)?);
-        let _use = self.inner.usage.enter(&repo).await;
+        let _use = self.inner.usage.enter(&repo);
         self.ensure(spec, revision).await?;
         let limit = self.inner.options.max_read_bytes;
         tree::read(&self.inner.runner, &repo, &revision.sha, &root, &revision.name, limit).await
@@ -211,7 +211,7 @@ impl GitCache {
     pub async fn cached_revision(&self, spec: &SourceSpec) -> Option<Revision> {
         let url = self.url(spec).ok()?;
         let repo = self.repo_dir(&url);
-        let _use = self.inner.usage.enter(&repo).await;
+        let _use = self.inner.usage.enter(&repo);
         if !self.store(&repo).exists() {
             return None;
         }
@@ -381,7 +381,7 @@ impl GitCache {
     /// Expands an abbreviated commit id, from the cache or after fetching all branches and tags.
     async fn expand_commit(&self, spec: &SourceSpec, url: &RepoUrl, commit: &str) -> Result<String, SourceError> {
         let repo = self.repo_dir(url);
-        let _use = self.inner.usage.enter(&repo).await;
+        let _use = self.inner.usage.enter(&repo);
         let rev = format!("{commit}^{{commit}}");
         if let Some(sha) = self.store(&repo).rev_parse(&rev).await {
             return Ok(sha);

@@ -2,10 +2,11 @@
 //! repositories that nobody is using are deleted until the rest fit.
 //!
 //! "In use" is counted in memory ([`Usage`]) by every cache operation on a repository, readers
-//! and lock holders (fetches) alike, for as long as they touch its directory. Last use is the
-//! modification time of a marker file in the repository, so the order survives a restart of
-//! the operator (the cache directory may outlive the process). An evicted repository is simply
-//! fetched again by the next application that needs it.
+//! and lock holders (fetches) alike, for as long as they touch its directory; so is the time of
+//! its last use, so reads cost no file-system work. A fetch also writes the time to a marker
+//! file in the repository, so the order survives a restart of the operator (the cache directory
+//! may outlive the process). An evicted repository is simply fetched again by the next
+//! application that needs it.
 
 use std::collections::HashMap;
 use std::fs;
@@ -14,68 +15,72 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-/// The marker whose modification time is the repository's last use.
+/// The marker whose modification time is the repository's last fetch.
 const MARKER: &str = "tugboat-last-used";
 /// Prefix of a repository renamed away for deletion; leftovers of a crash are deleted later.
 const EVICTED: &str = ".evicted-";
 
-/// How many operations are using each repository right now.
+/// How many operations are using each repository right now, and when each was last used.
 #[derive(Debug, Default)]
 pub(crate) struct Usage {
-    counts: Arc<Mutex<HashMap<PathBuf, usize>>>,
+    repos: Arc<Mutex<HashMap<PathBuf, Use>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Use {
+    count: usize,
+    last: SystemTime,
 }
 
 /// One operation's use of a repository; dropping it ends the use.
 #[derive(Debug)]
 pub(crate) struct InUse {
-    counts: Arc<Mutex<HashMap<PathBuf, usize>>>,
+    repos: Arc<Mutex<HashMap<PathBuf, Use>>>,
     repo: PathBuf,
 }
 
 impl Drop for InUse {
     fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = counts.get_mut(&self.repo) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.repo);
-            }
+        let mut repos = self.repos.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(used) = repos.get_mut(&self.repo) {
+            used.count = used.count.saturating_sub(1);
         }
     }
 }
 
 impl Usage {
-    /// Starts a use of `repo` and records it as the most recent (best effort: the marker can
-    /// only be written once the repository exists). Must come before touching the directory.
-    pub async fn enter(&self, repo: &Path) -> InUse {
-        {
-            let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-            *counts.entry(repo.to_path_buf()).or_default() += 1;
-        }
-        let marker = repo.join(MARKER);
-        let _ = tokio::task::spawn_blocking(move || touch(&marker)).await;
-        InUse { counts: Arc::clone(&self.counts), repo: repo.to_path_buf() }
+    /// Starts a use of `repo` and records it as the most recent. Must come before touching
+    /// the directory.
+    pub fn enter(&self, repo: &Path) -> InUse {
+        let mut repos = self.repos.lock().unwrap_or_else(PoisonError::into_inner);
+        let used = repos.entry(repo.to_path_buf()).or_insert(Use { count: 0, last: SystemTime::UNIX_EPOCH });
+        used.count += 1;
+        used.last = SystemTime::now();
+        InUse { repos: Arc::clone(&self.repos), repo: repo.to_path_buf() }
     }
 
-    fn is_used(&self, repo: &Path) -> bool {
-        self.counts.lock().unwrap_or_else(PoisonError::into_inner).contains_key(repo)
+    /// Whether `repo` is in use, and when this process last used it.
+    fn state(&self, repo: &Path) -> (bool, Option<SystemTime>) {
+        let repos = self.repos.lock().unwrap_or_else(PoisonError::into_inner);
+        repos.get(repo).map_or((false, None), |used| (used.count > 0, Some(used.last)))
     }
 
     /// Renames `repo` to `to` unless it is in use; the check and the rename happen under the
     /// lock [`Usage::enter`] takes, so no use can start in between.
     fn take_unused(&self, repo: &Path, to: &Path) -> bool {
-        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        !counts.contains_key(repo) && fs::rename(repo, to).is_ok()
+        let mut repos = self.repos.lock().unwrap_or_else(PoisonError::into_inner);
+        let unused = repos.get(repo).is_none_or(|used| used.count == 0);
+        let taken = unused && fs::rename(repo, to).is_ok();
+        if taken {
+            repos.remove(repo);
+        }
+        taken
     }
 }
 
-/// Records a use of `repo` now (blocking; best effort).
+/// Records a fetch into `repo` now, for the order after a restart (blocking; best effort).
 pub(crate) fn mark_used(repo: &Path) {
-    touch(&repo.join(MARKER));
-}
-
-fn touch(marker: &Path) {
-    if let Ok(file) = fs::OpenOptions::new().create(true).append(true).open(marker) {
+    if let Ok(file) = fs::OpenOptions::new().create(true).append(true).open(repo.join(MARKER)) {
         let _ = file.set_modified(SystemTime::now());
     }
 }
@@ -129,11 +134,14 @@ pub(crate) fn bound(dir: &Path, max_bytes: u64, usage: &Usage) -> Vec<String> {
         if !is_repo || !item.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let last_used = [path.join(MARKER), path.clone()]
-            .iter()
-            .find_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        entries.push(Entry { bytes: size_of(&path), last_used, in_use: usage.is_used(&path), name });
+        let (in_use, used_here) = usage.state(&path);
+        let last_used = used_here.unwrap_or_else(|| {
+            [path.join(MARKER), path.clone()]
+                .iter()
+                .find_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        });
+        entries.push(Entry { bytes: size_of(&path), last_used, in_use, name });
     }
     let (chosen, remaining) = plan(&entries, max_bytes);
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -203,8 +211,8 @@ mod tests {
         assert_eq!(plan(&busy, 50), (vec!["mid".to_owned()], 80), "over the bound, but the rest is in use");
     }
 
-    #[tokio::test]
-    async fn a_use_keeps_a_repository_and_marks_it_most_recent() {
+    #[test]
+    fn a_use_keeps_a_repository_and_marks_it_most_recent() {
         let dir = std::env::temp_dir().join(format!("tugboat-evict-unit-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let names = ["a", "b", "c"].map(|c| c.repeat(64));
@@ -215,10 +223,10 @@ mod tests {
         fs::create_dir_all(dir.join(format!("{EVICTED}zzz"))).unwrap();
         let usage = Usage::default();
         for name in &names {
-            drop(usage.enter(&dir.join(name)).await);
+            drop(usage.enter(&dir.join(name)));
             std::thread::sleep(Duration::from_millis(20));
         }
-        let held = usage.enter(&dir.join(&names[0])).await; // oldest mark, but in use
+        let held = usage.enter(&dir.join(&names[0])); // oldest mark, but in use
         assert_eq!(bound(&dir, 2500, &usage), [names[1].clone()], "b is the least recent one not in use");
         assert!(dir.join(&names[0]).exists() && dir.join(&names[2]).exists());
         assert!(!dir.join(format!("{EVICTED}zzz")).exists(), "leftovers of an interrupted eviction go");
