@@ -17,7 +17,6 @@ use crate::endpoint::{
 use crate::leader::{self, ElectionConfig, Leadership};
 use crate::shared_watch::SharedWatch;
 use crate::source::{CacheOptions, GitCache};
-use crate::trigger::replay::ReplayGuard;
 
 /// Everything `tugboat run` needs, already parsed from flags and environment.
 #[derive(Debug, Clone)]
@@ -120,7 +119,6 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         applications: applications.clone(),
         secrets: SecretCache::default(),
         triggers: TriggerWriter::new(client.clone()),
-        replays: ReplayGuard::default(),
         rate_limit: RateLimiter::new(options.rate_limit_per_source),
         trusted_proxies: TrustedProxies::new(options.trusted_proxies.clone()),
         body_limit: DEFAULT_BODY_LIMIT,

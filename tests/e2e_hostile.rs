@@ -229,3 +229,54 @@ async fn hostile_requests_get_clear_answers_and_change_nothing() {
     let good = post(port, &format!("{generic}?SERVICE_TAG=still-alive"), &[], b"").await;
     assert_eq!(good.status, 202, "the endpoint still works: {good:?}");
 }
+
+/// A trigger held by a closed change window collects the calls that arrive meanwhile. A call
+/// whose variables would make the held trigger larger than an application holds answers 413
+/// with the reason, and the held trigger stays as it was (before: accepted until the API
+/// server refused the annotation, then every later call answered 503).
+#[tokio::test]
+async fn a_call_that_would_outgrow_the_held_trigger_answers_413_and_keeps_it() {
+    let names: Vec<String> = (0..72).map(|n| format!("V{n:02}")).collect();
+    let data: String = names.iter().map(|name| format!("  {name}: \"${{{name}:-x}}\"\n")).collect();
+    let files = vec![(
+        "deploy/values.yaml",
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: values\ndata:\n{data}"),
+    )];
+    let Some(f) = Fixture::start("outgrow", &files, &["--rate-limit-per-source", "0"]).await else { return };
+    let head = f.head();
+    // Closed but for one minute a year: every call is held.
+    let closed =
+        json!({"changeWindows": [{"kind": "allow", "schedule": "0 0 1 1 *", "duration": "1m", "timeZone": "UTC"}]});
+    f.create_app("shop", f.app_spec(json!({}))).await;
+    f.wait_app("shop", "first deployment", |a| is_ready_at(a, &head)).await;
+    f.apps()
+        .patch("shop", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(json!({"spec": closed})))
+        .await
+        .expect("close the windows");
+    let path = f.create_webhook("ci", json!({"targets": [{"name": "shop"}]})).await;
+    let value = "v".repeat(4000);
+    let form = |range: std::ops::Range<usize>| -> Vec<u8> {
+        names[range].iter().map(|name| format!("{name}={value}")).collect::<Vec<_>>().join("&").into_bytes()
+    };
+    let headers = [("Content-Type", "application/x-www-form-urlencoded")];
+    let held = f
+        .eventually("the variables are known", || async {
+            let reply = post(f.operator.trigger_port, &path, &headers, &form(0..12)).await;
+            (reply.status == 202).then_some(reply)
+        })
+        .await;
+    assert!(held.json()["deferredUntil"].is_string(), "held by the window: {held:?}");
+    let annotation = |app: tugboat::api::GitOpsApplication| app.annotations().get("tugboat.dev/trigger").cloned();
+    let before = annotation(f.apps().get("shop").await.expect("app")).expect("a held trigger");
+
+    for range in [12..24, 24..36, 36..48, 48..60, 60..72] {
+        let reply = post(f.operator.trigger_port, &path, &headers, &form(range.clone())).await;
+        assert_eq!(reply.status, 413, "{range:?}: {reply:?}");
+        let error = reply.json()["error"].as_str().unwrap_or_default().to_owned();
+        assert!(error.contains("\"shop\"") && error.contains("the held trigger is kept"), "{error}");
+    }
+    assert_eq!(annotation(f.apps().get("shop").await.expect("app")), Some(before), "the held trigger is unchanged");
+    // A call that fits is still merged into it.
+    let small = post(f.operator.trigger_port, &path, &headers, b"V00=small").await;
+    assert_eq!(small.status, 202, "{small:?}");
+}

@@ -158,7 +158,7 @@ async fn providers_trigger_redeploys_with_their_real_payloads_and_signatures() {
     })
     .await;
 
-    // Standard Webhooks: signed calls pass once; the same id again is a replay.
+    // Standard Webhooks: signed calls pass once; the same id again is recorded nothing for.
     let standard =
         f.create_webhook("standard", json!({"provider": "standard", "secretRef": secret_ref, "targets": target})).await;
     let body = br#"{"type":"build.finished"}"#;
@@ -169,8 +169,11 @@ async fn providers_trigger_redeploys_with_their_real_payloads_and_signatures() {
         [("webhook-id", "msg_1"), ("webhook-timestamp", ts.as_str()), ("webhook-signature", signature.as_str())];
     let first_call = post(hooks.port, &standard, &headers, body).await;
     assert_eq!(first_call.status, 202, "{first_call:?}");
+    let before_replay = hooks.annotation().await;
     let replay = post(hooks.port, &standard, &headers, body).await;
-    assert_eq!(replay.status, 401, "a replayed id is refused: {replay:?}");
+    assert_eq!(replay.status, 200, "a replayed id records nothing: {replay:?}");
+    assert_eq!(replay.json()["duplicate"], "msg_1", "{replay:?}");
+    assert_eq!(hooks.annotation().await, before_replay, "the replay recorded nothing");
     let stale_ts = (timestamp - 600).to_string();
     let stale_signature = standard_signature(SECRET.as_bytes(), "msg_2", timestamp - 600, body);
     let stale = post(
@@ -242,4 +245,162 @@ async fn a_signed_delivery_carries_only_the_query_parameters_its_webhook_lists()
     assert_eq!(reply.status, 202, "{reply:?}");
     let recorded = hooks.annotation().await.expect("a trigger recorded");
     assert!(recorded.contains("listed"), "{recorded}");
+}
+
+/// Refuses every update of GitOpsApplications in one namespace while it lives (a
+/// ValidatingAdmissionPolicy), so trigger writes fail as in an API server outage.
+struct RefuseUpdates {
+    client: kube::Client,
+    name: String,
+}
+
+impl RefuseUpdates {
+    async fn start(client: &kube::Client, namespace: &str) -> Self {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        let name = format!("tugboat-refuse-{namespace}");
+        let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{"apiGroups": ["tugboat.dev"], "apiVersions": ["*"],
+                    "operations": ["UPDATE"], "resources": ["gitopsapplications"]}]},
+                "validations": [{"expression": "false", "message": "updates refused by the test"}],
+            },
+        }))
+        .expect("policy");
+        let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"policyName": name, "validationActions": ["Deny"],
+                     "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}},
+        }))
+        .expect("binding");
+        let pp = kube::api::PostParams::default();
+        Api::<ValidatingAdmissionPolicy>::all(client.clone()).create(&pp, &policy).await.expect("create policy");
+        Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+            .create(&pp, &binding)
+            .await
+            .expect("create binding");
+        Self { client: client.clone(), name }
+    }
+
+    async fn stop(self) {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        let dp = kube::api::DeleteParams::default();
+        let _ = Api::<ValidatingAdmissionPolicyBinding>::all(self.client.clone()).delete(&self.name, &dp).await;
+        let _ = Api::<ValidatingAdmissionPolicy>::all(self.client.clone()).delete(&self.name, &dp).await;
+    }
+}
+
+/// A delivery is recorded once: a GitHub redelivery (same `X-GitHub-Delivery`) or a Standard
+/// Webhooks replay answers 200 and records nothing, also when it reaches another replica; an
+/// id is scoped to its Webhook; and an id is remembered only once its trigger is durable, so a
+/// sender's retry after a 503 is recorded, not refused.
+#[tokio::test]
+async fn a_delivery_is_recorded_once_per_webhook_across_replicas_and_retries() {
+    let Some(f) = Fixture::start("deliveries", &demo_manifests(), &[]).await else { return };
+    let head = f.head();
+    f.create_app("shop", f.app_spec(json!({}))).await;
+    f.wait_app("shop", "first deployment", |a| is_ready_at(a, &head)).await;
+    f.create_secret("hooks", &[("token", SECRET)]).await;
+    let secret_ref = json!({"name": "hooks"});
+    let target = json!([{"name": "shop"}]);
+    let hooks = Hooks { f: &f, port: f.operator.trigger_port };
+    let replica = support::operator::Operator::start_named(&f.ns.name, "tugboat-second-replica", &[]).await;
+    let standard =
+        f.create_webhook("standard", json!({"provider": "standard", "secretRef": secret_ref, "targets": target})).await;
+    let other = f
+        .create_webhook("standard-b", json!({"provider": "standard", "secretRef": secret_ref, "targets": target}))
+        .await;
+    let standard_call = |port: u16, path: String, id: String| async move {
+        let body = br#"{"type":"build.finished"}"#;
+        let timestamp = jiff::Timestamp::now().as_second();
+        let signature = standard_signature(SECRET.as_bytes(), &id, timestamp, body);
+        let ts = timestamp.to_string();
+        let headers = [
+            ("webhook-id", id.as_str()),
+            ("webhook-timestamp", ts.as_str()),
+            ("webhook-signature", signature.as_str()),
+        ];
+        post(port, &path, &headers, body).await
+    };
+    let sequence = |annotation: Option<String>| {
+        annotation.and_then(|t| serde_json::from_str::<Value>(&t).ok()).and_then(|t| t["sequence"].as_i64())
+    };
+
+    // One signed delivery sent to both replicas is recorded once.
+    let first = standard_call(f.operator.trigger_port, standard.clone(), "msg_both".into()).await;
+    assert_eq!(first.status, 202, "{first:?}");
+    let recorded = sequence(hooks.annotation().await);
+    let second = support::cluster::eventually(
+        "the second replica knows the Webhook",
+        std::time::Duration::from_secs(30),
+        || async {
+            let reply = standard_call(replica.trigger_port, standard.clone(), "msg_both".into()).await;
+            (reply.status != 404 && reply.status != 503).then_some(reply)
+        },
+    )
+    .await;
+    assert_eq!(second.status, 200, "the other replica records it no second time: {second:?}");
+    assert_eq!(second.json()["duplicate"], "msg_both");
+    assert_eq!(sequence(hooks.annotation().await), recorded, "nothing recorded again");
+
+    // The same id from another Webhook is another delivery.
+    let elsewhere = standard_call(f.operator.trigger_port, other.clone(), "msg_both".into()).await;
+    assert_eq!(elsewhere.status, 202, "ids are scoped to their Webhook: {elsewhere:?}");
+
+    // GitHub: a redelivery keeps its X-GitHub-Delivery.
+    let github =
+        f.create_webhook("github", json!({"provider": "github", "secretRef": secret_ref, "targets": target})).await;
+    let mut push = payload("github_push.json");
+    set(&mut push, "/repository/clone_url", json!(f.url()));
+    set(&mut push, "/after", json!(head));
+    let bytes = serde_json::to_vec(&push).expect("body");
+    let signature = format!("sha256={}", hmac_sha256_hex(SECRET.as_bytes(), &bytes));
+    let delivery = |id: &'static str| {
+        [
+            ("Content-Type", "application/json"),
+            ("X-GitHub-Event", "push"),
+            ("X-GitHub-Delivery", id),
+            ("X-Hub-Signature-256", signature.as_str()),
+        ]
+    };
+    let original = post(hooks.port, &github, &delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958"), &bytes).await;
+    assert_eq!(original.status, 202, "{original:?}");
+    let recorded = sequence(hooks.annotation().await);
+    let redelivery = post(hooks.port, &github, &delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958"), &bytes).await;
+    assert_eq!(redelivery.status, 200, "a redelivery records nothing: {redelivery:?}");
+    assert_eq!(sequence(hooks.annotation().await), recorded);
+    let next = post(hooks.port, &github, &delivery("8a1c5a0e-cc78-11e3-81ab-4c9367dc0958"), &bytes).await;
+    assert_eq!(next.status, 202, "another delivery is recorded: {next:?}");
+
+    // A delivery that could not be recorded (503) is recorded when the sender retries it.
+    let refusal = RefuseUpdates::start(&f.client, &f.ns.name).await;
+    let mut probe = 0;
+    support::cluster::eventually("trigger writes refused", std::time::Duration::from_secs(30), || {
+        probe += 1;
+        let call = standard_call(hooks.port, standard.clone(), format!("msg_probe_{probe}"));
+        async move { (call.await.status == 503).then_some(()) }
+    })
+    .await;
+    let refused = standard_call(hooks.port, standard.clone(), "msg_retry".into()).await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    refusal.stop().await;
+    let retried = support::cluster::eventually(
+        "the retry recorded once writes work again",
+        std::time::Duration::from_secs(30),
+        || {
+            let standard = standard.clone();
+            async move {
+                let reply = standard_call(hooks.port, standard, "msg_retry".into()).await;
+                assert_ne!(reply.status, 401, "a retry after a 503 is no replay: {reply:?}");
+                (reply.status == 202).then_some(reply)
+            }
+        },
+    )
+    .await;
+    assert!(retried.json()["triggerId"].is_string(), "{retried:?}");
 }

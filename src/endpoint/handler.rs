@@ -1,4 +1,5 @@
-//! One trigger call: look up → read (bounded) → verify → parse → select targets → validate → record → 202.
+//! One trigger call: look up → read (bounded) → verify → parse → select targets → validate →
+//! record (once per delivery) → 202.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,11 +19,13 @@ use kube::{Api, ResourceExt};
 
 use futures::StreamExt;
 
+use super::record::Recorded;
 use super::secrets::{SecretError, SecretKey};
 use super::{EndpointState, reply};
 use crate::api::PATH_PREFIX;
 use crate::api::RestartTarget;
 use crate::api::{GitOpsApplication, TriggerRecord, Webhook, WebhookProvider};
+use crate::trigger::deliveries::{self, DeliveryKey};
 use crate::trigger::event::{ProviderEvent, RefName, parse_event};
 use crate::trigger::query::{RolloutRestart, TriggerParams, check_unsigned_query, parse_form, parse_query};
 use crate::trigger::{signature, variables};
@@ -100,27 +103,47 @@ async fn handle(
     let namespace = webhook.namespace().unwrap_or_default();
     let now = jiff::Timestamp::now();
     let accepted = async {
-        authenticate(state, &namespace, webhook, &headers, &body, now).await?;
+        let delivery = authenticate(state, &namespace, webhook, &headers, &body, now).await?;
         let mut params = parameters(webhook, query.as_deref(), &headers, &body)?;
         let event = deploying_event(webhook.spec.provider, &headers, &body)?;
         payload_variables(webhook, &body, &mut params)?;
         let targets = select_targets(state, &namespace, webhook, &event, &params).await?;
         let record = trigger_record(webhook, &params, now);
-        let sequences = record_all(state, &namespace, &targets, &record).await?;
-        let names: Vec<String> = targets.iter().map(ResourceExt::name_any).collect();
+        for app in &targets {
+            super::record::fits(app, &record).map_err(|e| reply::record_refused(&e))?;
+        }
+        let key = delivery.as_deref().map(|id| DeliveryKey::new(&webhook.name_any(), id));
+        let outcomes = record_all(state, &namespace, &targets, &record, key.as_ref()).await?;
+        let sequences: BTreeMap<String, i64> = outcomes
+            .iter()
+            .filter_map(|(name, outcome)| match outcome {
+                Recorded::Stored(sequence) => Some((name.clone(), *sequence)),
+                Recorded::Duplicate => None,
+            })
+            .collect();
+        let duplicates: Vec<String> = outcomes.keys().filter(|name| !sequences.contains_key(*name)).cloned().collect();
+        if sequences.is_empty() {
+            tracing::info!(webhook = %webhook.name_any(), %namespace, delivery = ?delivery, applications = ?duplicates, "delivery already recorded");
+            return Err(reply::duplicate(delivery.as_deref().unwrap_or_default(), &duplicates));
+        }
+        let stored: Vec<GitOpsApplication> =
+            targets.into_iter().filter(|app| sequences.contains_key(&app.name_any())).collect();
+        let names: Vec<String> = stored.iter().map(ResourceExt::name_any).collect();
         tracing::info!(webhook = %webhook.name_any(), %namespace, trigger = %record.id, applications = ?names, "trigger recorded");
-        received(state, &targets, &record);
+        received(state, &stored, &record);
         Ok::<_, Response>(reply::accepted(
             &record.id,
             &names,
             &sequences,
-            deferred_until(state, &targets, &record, now),
+            &duplicates,
+            deferred_until(state, &stored, &record, now),
         ))
     };
     accepted.await.unwrap_or_else(|refused| refused)
 }
 
-/// Verify before parsing anything the caller sent; a Standard Webhooks id is accepted once.
+/// Verify before parsing anything the caller sent; returns the call's delivery id, if its
+/// provider names one (a delivery already recorded is not recorded again, see `record`).
 async fn authenticate(
     state: &EndpointState,
     namespace: &str,
@@ -128,14 +151,9 @@ async fn authenticate(
     headers: &HeaderMap,
     body: &[u8],
     now: jiff::Timestamp,
-) -> Result<(), Response> {
-    let verified = verify(state, namespace, webhook, headers, body, now).await?;
-    if let Some(webhook_id) = &verified.webhook_id
-        && let Err(replayed) = state.replays.check_and_remember(webhook_id, now)
-    {
-        return Err(reply::unauthorized(replayed.to_string()));
-    }
-    Ok(())
+) -> Result<Option<String>, Response> {
+    verify(state, namespace, webhook, headers, body, now).await?;
+    deliveries::delivery_id(webhook.spec.provider, headers).map_err(|e| reply::bad_request(e.to_string()))
 }
 
 /// Parameters: the query, plus the fields of an HTML form post. When the provider signs only
@@ -239,22 +257,24 @@ fn trigger_record(webhook: &Webhook, params: &TriggerParams, now: jiff::Timestam
 }
 
 /// Every target's write must succeed before the 202; a webhook with many targets writes them
-/// side by side. Returns each application's record sequence.
+/// side by side. Returns what became of the call on each application.
 async fn record_all(
     state: &EndpointState,
     namespace: &str,
     targets: &[GitOpsApplication],
     record: &TriggerRecord,
-) -> Result<BTreeMap<String, i64>, Response> {
+    delivery: Option<&DeliveryKey>,
+) -> Result<BTreeMap<String, Recorded>, Response> {
     let writes = futures::stream::iter(targets.iter().map(ResourceExt::name_any))
         .map(|name| {
             let (writer, namespace, record) = (state.triggers.clone(), namespace.to_owned(), record.clone());
-            async move { writer.record(&namespace, &name, record).await.map(|sequence| (name, sequence)) }
+            let delivery = delivery.cloned();
+            async move { writer.record(&namespace, &name, record, delivery).await.map(|outcome| (name, outcome)) }
         })
         .buffer_unordered(PARALLEL_WRITES)
         .collect::<Vec<_>>()
         .await;
-    writes.into_iter().collect::<Result<BTreeMap<String, i64>, _>>().map_err(|e| reply::unavailable(e.to_string()))
+    writes.into_iter().collect::<Result<BTreeMap<String, Recorded>, _>>().map_err(|e| reply::record_refused(&e))
 }
 
 /// Tells outgoing webhooks (`trigger.received`) in the background: the trigger is already

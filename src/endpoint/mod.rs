@@ -23,8 +23,6 @@ pub use rate_limit::RateLimiter;
 pub use record::TriggerWriter;
 pub use secrets::SecretCache;
 
-use crate::trigger::replay::ReplayGuard;
-
 /// Largest body read (DESIGN §2: 1 MiB); larger ones answer 413 without being read whole.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
@@ -38,7 +36,6 @@ pub struct EndpointState {
     pub secrets: SecretCache,
     /// Writes triggers, grouping those of concurrent calls.
     pub triggers: Arc<TriggerWriter>,
-    pub replays: ReplayGuard,
     /// Budgets per client (per Webhook, and for unknown paths); over one a call answers 429.
     pub rate_limit: RateLimiter,
     /// Proxies whose `Forwarded`/`X-Forwarded-For` name the client the budgets are kept for.

@@ -13,13 +13,33 @@ pub fn accepted(
     trigger_id: &str,
     applications: &[String],
     sequences: &BTreeMap<String, i64>,
+    duplicates: &[String],
     deferred_until: Option<jiff::Timestamp>,
 ) -> Response {
     let mut body = json!({"triggerId": trigger_id, "applications": applications, "sequences": sequences});
+    if !duplicates.is_empty() {
+        body["duplicates"] = json!(duplicates);
+    }
     if let Some(until) = deferred_until {
         body["deferredUntil"] = json!(until.to_string());
     }
     (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+/// 200: every target already holds this delivery (a sender's retry, a redelivery or a replay);
+/// nothing was recorded again.
+pub fn duplicate(delivery_id: &str, applications: &[String]) -> Response {
+    (StatusCode::OK, Json(json!({"duplicate": delivery_id, "applications": applications}))).into_response()
+}
+
+/// A trigger that could not be stored: 413 when it is too large to hold (the held trigger
+/// stays), else 503 (retry).
+pub fn record_refused(error: &super::record::RecordError) -> Response {
+    let status = match error {
+        super::record::RecordError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, Json(json!({"error": error.to_string()}))).into_response()
 }
 
 pub fn ignored(reason: impl Into<String>) -> Response {

@@ -1,14 +1,15 @@
-//! The pure half of the trigger endpoint (DESIGN §2): provider signature checks, replay
-//! refusal, provider payload parsing, query and form parsing and payload variables.
+//! The pure half of the trigger endpoint (DESIGN §2): provider signature checks, delivery ids,
+//! provider payload parsing, query and form parsing and payload variables.
 //!
 //! Nothing here does I/O, so the axum handler stays a thin shell: read the body (bounded),
-//! [`signature::verify`], [`replay::ReplayGuard::check_and_remember`], then
-//! [`event::parse_event`], [`query::parse_query`] and [`variables::variables_from_payload`].
+//! [`signature::verify`], [`deliveries::delivery_id`], then [`event::parse_event`],
+//! [`query::parse_query`] and [`variables::variables_from_payload`]; the endpoint records the
+//! trigger and remembers the delivery ([`deliveries::Remembered`]) in one write.
 
+pub mod deliveries;
 pub mod event;
 pub mod query;
 pub mod record;
-pub mod replay;
 pub mod signature;
 pub mod variables;
 

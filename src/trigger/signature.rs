@@ -15,14 +15,14 @@ use super::Provider;
 /// Standard Webhooks: how far `webhook-timestamp` may be from now, either direction.
 pub const STANDARD_TOLERANCE_SECONDS: u64 = 5 * 60;
 
-/// Longest `webhook-id` accepted; ids are remembered for replay refusal, so they are bounded.
+/// Longest `webhook-id` accepted (as [`super::deliveries::MAX_DELIVERY_ID_LEN`]).
 pub const MAX_WEBHOOK_ID_LEN: usize = 256;
 
 /// What a successful check learned about the call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
-    /// Standard Webhooks `webhook-id`, for the caller to refuse replays with
-    /// [`super::replay::ReplayGuard`]; `None` for other providers.
+    /// Standard Webhooks `webhook-id` (signed, so a replay carries the same one; see
+    /// [`super::deliveries`]); `None` for other providers.
     pub webhook_id: Option<String>,
 }
 
