@@ -119,7 +119,9 @@ struct RunArgs {
     #[arg(long, env = "TUGBOAT_LEADER_ELECTION", default_value_t = true, num_args = 0..=1,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     leader_election: bool,
-    /// Namespace of the Lease (default: `POD_NAMESPACE`, else `default`).
+    /// The operator's namespace: where its Lease and the Secret `tugboat-webhook-path-key`
+    /// (from which every Webhook's path is derived; created when missing) live. Default:
+    /// `POD_NAMESPACE`, else `default`. Also used with `--leader-election=false`.
     #[arg(long, env = "TUGBOAT_LEADER_ELECTION_NAMESPACE")]
     leader_election_namespace: Option<String>,
     /// Name of the Lease.
@@ -260,11 +262,15 @@ fn run(args: RunArgs) -> ExitCode {
         default_service_account: (!apply_as_operator).then_some(default_service_account),
         render_budget: tugboat::render::Budget { max_bytes: render_max_bytes, max_objects: render_max_objects.max(1) },
     };
+    let operator_namespace = leader_election_namespace
+        .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|ns| !ns.is_empty()))
+        .unwrap_or_else(|| "default".to_owned());
     let election = leader_election.then(|| {
-        let namespace = leader_election_namespace
-            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|ns| !ns.is_empty()))
-            .unwrap_or_else(|| "default".to_owned());
-        tugboat::leader::ElectionConfig::new(namespace, leader_election_lease_name, tugboat::leader::default_identity())
+        tugboat::leader::ElectionConfig::new(
+            operator_namespace.clone(),
+            leader_election_lease_name,
+            tugboat::leader::default_identity(),
+        )
     });
     let options = tugboat::operator::Options {
         trigger_addr,
@@ -278,6 +284,7 @@ fn run(args: RunArgs) -> ExitCode {
         egress_allow,
         settings,
         election,
+        operator_namespace,
     };
     let result = runtime.block_on(tugboat::operator::run(options));
     // After a lost lease, in-flight work is abandoned on purpose: do not wait for it.

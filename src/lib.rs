@@ -25,4 +25,5 @@ pub mod shared_watch;
 pub mod source;
 pub mod status_patch;
 pub mod trigger;
+pub mod webhook_path;
 pub mod window;

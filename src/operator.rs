@@ -40,6 +40,8 @@ pub struct Options {
     pub settings: Settings,
     /// Leader election for the controllers; `None`: this replica always leads (one replica only).
     pub election: Option<ElectionConfig>,
+    /// The operator's own namespace: the Webhook path key's Secret lives there.
+    pub operator_namespace: String,
 }
 
 /// Why the operator could not start.
@@ -55,6 +57,8 @@ pub enum StartError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]
     HttpClient(String),
+    #[error(transparent)]
+    PathKey(#[from] crate::webhook_path::KeyError),
     #[error("cannot create the cache directory {path}: {source}")]
     CacheDir { path: PathBuf, source: std::io::Error },
     #[error(
@@ -112,10 +116,14 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let outgoing = crate::outgoing::dispatch::Outgoing::new(client.clone(), sender, watches.hooks.store.clone());
     outgoing.wait_ready(std::time::Duration::from_secs(10)).await;
 
+    // Every replica derives the same Webhook paths from one key (see `webhook_path`).
+    let paths = Arc::new(crate::webhook_path::PathKey::load_or_create(&client, &options.operator_namespace).await?);
+
     let endpoint_ready = Arc::new(AtomicBool::new(false));
     let endpoint_state = Arc::new(EndpointState {
         client: client.clone(),
         webhooks: webhooks.clone(),
+        paths: paths.clone(),
         applications: applications.clone(),
         secrets: SecretCache::default(),
         triggers: TriggerWriter::new(client.clone()),
@@ -158,7 +166,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     };
     let context = Arc::new(Context::new(client.clone(), config, git, options.settings.clone(), outgoing.clone()));
     let controllers =
-        tokio::spawn(run_controllers(leadership.clone(), context, outgoing, client, watches, stop_rx.clone()));
+        tokio::spawn(run_controllers(leadership.clone(), context, outgoing, client, paths, watches, stop_rx.clone()));
     ready.store(true, Ordering::SeqCst);
     tracing::info!("tugboat is running");
 
@@ -221,6 +229,7 @@ async fn run_controllers(
     context: Arc<Context>,
     outgoing: Arc<crate::outgoing::dispatch::Outgoing>,
     client: kube::Client,
+    paths: Arc<crate::webhook_path::PathKey>,
     watches: Watches,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -234,7 +243,7 @@ async fn run_controllers(
     let stopped = |mut stop: watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
-    let webhooks = controller::webhooks::run(&watches.webhooks, client, stopped(stop.clone()));
+    let webhooks = controller::webhooks::run(&watches.webhooks, client, paths, stopped(stop.clone()));
     let dispatcher = outgoing.run(&watches.hooks, stopped(stop.clone()));
     let applications = controller::run(context, &watches.applications, stopped(stop));
     futures::join!(webhooks, applications, dispatcher);

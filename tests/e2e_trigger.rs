@@ -429,3 +429,45 @@ async fn a_generic_webhook_with_a_secret_wants_its_bearer_token() {
     })
     .await;
 }
+
+/// A Webhook's path is derived from its uid with the operator's key: someone who can write
+/// `webhooks/status` and sets a path of their choosing (a guessable one) gets no Webhook
+/// behind it, and the operator puts the real path back. (Before, the path written into the
+/// status was served and kept.)
+#[tokio::test]
+async fn a_path_written_into_a_webhooks_status_is_never_served() {
+    let Some(f) = Fixture::start("forged-path", &demo_manifests(), &["--rate-limit-per-source", "0"]).await else {
+        return;
+    };
+    let head = f.head();
+    f.create_app("shop", f.app_spec(json!({}))).await;
+    f.wait_app("shop", "first deployment", |a| is_ready_at(a, &head)).await;
+    let path = f.create_webhook("deploy", json!({"targets": [{"name": "shop"}]})).await;
+    let real = post(f.operator.trigger_port, &path, &[], b"").await;
+    assert_eq!(real.status, 202, "{real:?}");
+
+    let forged = "/api/stacks/webhooks/00000000-0000-4000-8000-000000000000";
+    let webhooks: Api<tugboat::api::Webhook> = Api::namespaced(f.client.clone(), &f.ns.name);
+    let patch = json!({"status": {"webhookPath": forged}});
+    webhooks
+        .patch_status("deploy", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .expect("write the status as a status writer could");
+    // For a while (the operator's cache sees the forged status, its controller rewrites it),
+    // the forged path must never reach the Webhook.
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < until {
+        let reply = post(f.operator.trigger_port, forged, &[], b"").await;
+        assert_eq!(reply.status, 404, "a forged path is served: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let restored = f
+        .eventually("the real path back in the status", || async {
+            let status = webhooks.get("deploy").await.ok()?.status?;
+            (status.webhook_path.as_deref() == Some(path.as_str())).then_some(())
+        })
+        .await;
+    let () = restored;
+    let again = post(f.operator.trigger_port, &path, &[], b"").await;
+    assert_eq!(again.status, 202, "the real path still works: {again:?}");
+}

@@ -158,7 +158,9 @@ pub struct WebhookStatus {
     /// `Ready`: the path is assigned, the secret and the target applications exist.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// The path to call: `/api/stacks/webhooks/<uuid>`. Generated once, stable for the object's life.
+    /// The path to call: `/api/stacks/webhooks/<uuid>`, derived from the Webhook's uid with the
+    /// operator's secret key (stable for the object's life; a path written here by anyone else
+    /// is never served and is overwritten).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_path: Option<String>,
     /// The last call.

@@ -11,6 +11,8 @@ pub enum Error {
     Deploy(#[from] crate::deploy::DeployError),
     #[error("the application has no namespace")]
     NoNamespace,
+    #[error("the object has no uid yet")]
+    NoUid,
     #[error("cannot serialize the status: {0}")]
     Serialize(#[from] serde_json::Error),
 }

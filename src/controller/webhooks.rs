@@ -1,4 +1,5 @@
-//! The Webhook controller: gives each Webhook its stable random path and reports whether it can be called.
+//! The Webhook controller: shows each Webhook its path (derived, see [`crate::webhook_path`]) and
+//! reports whether it can be called.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,16 +11,18 @@ use kube::runtime::controller::{Action, Controller};
 use kube::{Api, Client, ResourceExt};
 
 use super::Error;
-use crate::api::{PATH_PREFIX, Webhook, WebhookStatus};
+use crate::api::{Webhook, WebhookStatus};
 use crate::conditions::{self, READY, Reason};
 use crate::shared_watch::SharedWatch;
 use crate::status_patch::{self, Precondition};
+use crate::webhook_path::PathKey;
 
 /// Runs the controller that assigns paths and reports readiness (the leader only) until
 /// `shutdown` resolves, on the shared Webhook watch the trigger endpoint reads too.
 pub async fn run(
     webhooks: &SharedWatch<Webhook>,
     client: Client,
+    paths: Arc<PathKey>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     Controller::for_shared_stream(webhooks.subscribe(), webhooks.store.clone())
@@ -30,22 +33,25 @@ pub async fn run(
                 tracing::warn!(%error, "webhook reconcile failed; retrying");
                 Action::requeue(Duration::from_secs(5))
             },
-            Arc::new(client),
+            Arc::new((client, paths)),
         )
         .for_each(|_| async {})
         .await;
 }
 
-async fn reconcile(webhook: Arc<Webhook>, client: Arc<Client>) -> Result<Action, Error> {
+async fn reconcile(webhook: Arc<Webhook>, context: Arc<(Client, Arc<PathKey>)>) -> Result<Action, Error> {
+    let (client, paths) = (&context.0, &context.1);
     let namespace = webhook.namespace().ok_or(Error::NoNamespace)?;
     let mut status = webhook.status.clone().unwrap_or_default();
-    let path = status.webhook_path.get_or_insert_with(|| format!("{PATH_PREFIX}{}", uuid::Uuid::new_v4())).clone();
+    // Derived every time: a path someone wrote into the status is overwritten, never kept.
+    let path = paths.path_for(&webhook).ok_or(Error::NoUid)?;
+    status.webhook_path = Some(path.clone());
     let generation = webhook.metadata.generation;
     status.observed_generation = generation;
     let now = Time(jiff::Timestamp::now());
-    let problem = match missing_secret(&client, &namespace, &webhook).await? {
+    let problem = match missing_secret(client, &namespace, &webhook).await? {
         Some(problem) => Some((Reason::SecretNotFound, problem)),
-        None => missing_target(&client, &namespace, &webhook).await?.map(|p| (Reason::TargetNotFound, p)),
+        None => missing_target(client, &namespace, &webhook).await?.map(|p| (Reason::TargetNotFound, p)),
     };
     match problem {
         Some((reason, problem)) => {
@@ -62,7 +68,7 @@ async fn reconcile(webhook: Arc<Webhook>, client: Arc<Client>) -> Result<Action,
         ),
     }
     if webhook.status.as_ref() != Some(&status) {
-        write_status(&client, &namespace, &webhook, &status).await?;
+        write_status(client, &namespace, &webhook, &status).await?;
     }
     Ok(Action::requeue(Duration::from_secs(300)))
 }

@@ -68,8 +68,12 @@ pub async fn trigger(
     let client = state.trusted_proxies.client(peer.ip(), &headers);
     let now = std::time::Instant::now();
     let path = format!("{PATH_PREFIX}{id}");
-    let Some(webhook) =
-        state.webhooks.find(|w| w.status.as_ref().and_then(|s| s.webhook_path.as_deref()) == Some(path.as_str()))
+    // Found by the path its status shows, taken only if it is the path derived from its uid:
+    // whoever can write `webhooks/status` cannot choose a path.
+    let Some(webhook) = state
+        .webhooks
+        .find(|w| w.status.as_ref().and_then(|s| s.webhook_path.as_deref()) == Some(path.as_str()))
+        .filter(|w| state.paths.path_for(w).as_deref() == Some(path.as_str()))
     else {
         if !state.rate_limit.allow_unknown(client, now) {
             metrics.trigger_answered(UNKNOWN_PROVIDER, 429);

@@ -30,6 +30,8 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub struct EndpointState {
     pub client: Client,
     pub webhooks: Store<Webhook>,
+    /// Derives each Webhook's path: `status.webhookPath` is only where it is shown.
+    pub paths: Arc<crate::webhook_path::PathKey>,
     /// Applications, for finding a call's targets without asking the API server.
     pub applications: Store<GitOpsApplication>,
     /// Webhook secrets read recently.

@@ -3,7 +3,8 @@
 //!
 //! Once per test process: render the chart's ServiceAccount and RBAC for a release in the
 //! namespace `tugboat-e2e`, apply them, request a token for the ServiceAccount and write a
-//! kubeconfig that uses it. Per test namespace: the chart's leader-election Role and binding,
+//! kubeconfig that uses it. Per test namespace: the chart's Role and binding for its own
+//! namespace (its Lease and Webhook path key),
 //! placed where the test operator keeps its Lease (its own namespace, so tests side by side
 //! never compete for one Lease). `e2e-values.yaml` adds to the chart's default deploy rules
 //! the cluster-wide kinds the tests deploy. Set `TUGBOAT_E2E_ADMIN=1` to run operators as
@@ -121,11 +122,11 @@ async fn install(client: Client) -> Option<Rendered> {
     for object in &objects {
         apply(&client, object).await;
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
-        if name.ends_with("-leader-election") {
+        if name.ends_with("-own-namespace") {
             leader_election.push(object.clone());
         }
     }
-    assert_eq!(leader_election.len(), 2, "the chart has a leader-election Role and RoleBinding: {text}");
+    assert_eq!(leader_election.len(), 2, "the chart has a Role and RoleBinding for its own namespace: {text}");
 
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), RELEASE_NAMESPACE);
     let request: TokenRequest =
