@@ -59,7 +59,8 @@ pub fn fuzz_repo_urls(data: &[u8]) {
 }
 
 /// Fuzz target entry point: [`event::parse_event`] for every provider and its event header
-/// values, [`signature::verify`] and [`variables::variables_from_payload`] on arbitrary bytes.
+/// values, [`signature::verify`], [`deliveries::delivery_id`] (the input's start as the id
+/// header) and [`variables::variables_from_payload`] on arbitrary bytes.
 /// Must never panic; results are ignored.
 pub fn fuzz_event(data: &[u8]) {
     const EVENT_HEADERS: [(&str, &str); 9] = [
@@ -74,7 +75,17 @@ pub fn fuzz_event(data: &[u8]) {
         ("x-event-key", "diagnostics:ping"),
     ];
     let now = jiff::Timestamp::UNIX_EPOCH;
+    let id_header = http::HeaderValue::from_bytes(data.get(..300).unwrap_or(data)).ok();
     for provider in Provider::ALL {
+        if let Some(value) = &id_header {
+            for name in deliveries::id_headers(provider) {
+                let mut headers = http::HeaderMap::new();
+                if let Ok(name) = http::HeaderName::from_bytes(name.as_bytes()) {
+                    headers.insert(name, value.clone());
+                    let _ = deliveries::delivery_id(provider, &headers);
+                }
+            }
+        }
         let _ = signature::verify(provider, b"secret", &http::HeaderMap::new(), data, now);
         let _ = event::parse_event(provider, &http::HeaderMap::new(), data);
         for (name, value) in EVENT_HEADERS {
