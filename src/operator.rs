@@ -65,6 +65,9 @@ pub enum StartError {
         "lost the leader lease: exiting so that two replicas never deploy at once (a restart rejoins as a follower)"
     )]
     LeadershipLost,
+    /// Timing that could let two replicas lead at once: refused before anything starts.
+    #[error("{0}")]
+    Election(#[from] leader::InvalidElection),
 }
 
 /// Runs until SIGTERM or Ctrl-C, then lets in-flight reconciles finish.
@@ -74,6 +77,9 @@ pub enum StartError {
 /// the Lease: it returns at once, without waiting for in-flight reconciles, because another
 /// replica may already be deploying.
 pub async fn run(options: Options) -> Result<(), StartError> {
+    if let Some(election) = &options.election {
+        election.validate()?;
+    }
     let config = match &options.kubeconfig {
         Some(path) => load_kubeconfig(path).await?,
         None => kube::Config::infer().await?,

@@ -3,6 +3,7 @@
 //! Each test binary uses only some of these helpers.
 #![allow(dead_code)]
 
+pub mod apiserver_proxy;
 pub mod cluster;
 pub mod fixture;
 pub mod git_repo;
