@@ -113,19 +113,13 @@ async fn handle(
         payload_variables(webhook, &body, &mut params)?;
         let targets = select_targets(state, &namespace, webhook, &event, &params).await?;
         let record = trigger_record(webhook, &params, now);
+        // A call too large for one target changes none (the write checks again).
         for app in &targets {
             super::record::fits(app, &record).map_err(|e| reply::record_refused(&e))?;
         }
         let key = delivery.as_deref().map(|id| DeliveryKey::new(&webhook.name_any(), id));
         let outcomes = record_all(state, &namespace, &targets, &record, key.as_ref()).await?;
-        let sequences: BTreeMap<String, i64> = outcomes
-            .iter()
-            .filter_map(|(name, outcome)| match outcome {
-                Recorded::Stored(sequence) => Some((name.clone(), *sequence)),
-                Recorded::Duplicate => None,
-            })
-            .collect();
-        let duplicates: Vec<String> = outcomes.keys().filter(|name| !sequences.contains_key(*name)).cloned().collect();
+        let (sequences, duplicates) = split_outcomes(outcomes);
         if sequences.is_empty() {
             tracing::info!(webhook = %webhook.name_any(), %namespace, delivery = ?delivery, applications = ?duplicates, "delivery already recorded");
             return Err(reply::duplicate(delivery.as_deref().unwrap_or_default(), &duplicates));
@@ -279,6 +273,22 @@ async fn record_all(
         .collect::<Vec<_>>()
         .await;
     writes.into_iter().collect::<Result<BTreeMap<String, Recorded>, _>>().map_err(|e| reply::record_refused(&e))
+}
+
+/// The applications that stored the call, with their record sequences, and those that
+/// already held its delivery.
+fn split_outcomes(outcomes: BTreeMap<String, Recorded>) -> (BTreeMap<String, i64>, Vec<String>) {
+    let mut sequences = BTreeMap::new();
+    let mut duplicates = Vec::new();
+    for (name, outcome) in outcomes {
+        match outcome {
+            Recorded::Stored(sequence) => {
+                sequences.insert(name, sequence);
+            }
+            Recorded::Duplicate => duplicates.push(name),
+        }
+    }
+    (sequences, duplicates)
 }
 
 /// Tells outgoing webhooks (`trigger.received`) in the background: the trigger is already

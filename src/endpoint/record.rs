@@ -157,10 +157,12 @@ async fn write_group(
             Ok(value) => value,
             Err(e) => return all(RecordError::Write { name: name.to_owned(), message: e.to_string() }),
         };
-        let patch = serde_json::json!({"metadata": {
-            "resourceVersion": app.resource_version(),
-            "annotations": {TRIGGER_ANNOTATION: value, DELIVERIES_ANNOTATION: merge.remembered.to_annotation()},
-        }});
+        let mut annotations = serde_json::json!({TRIGGER_ANNOTATION: value});
+        if calls.iter().any(|(_, delivery)| delivery.is_some()) {
+            annotations[DELIVERIES_ANNOTATION] = merge.remembered.to_annotation().into();
+        }
+        let patch =
+            serde_json::json!({"metadata": {"resourceVersion": app.resource_version(), "annotations": annotations}});
         match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(written) => {
                 *latest = Some(written);
