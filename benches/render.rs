@@ -1,4 +1,6 @@
-//! Renders 500 manifests (Deployment, Service, ConfigMap in turn, all with placeholders).
+//! Renders 500 manifests (Deployment, Service, ConfigMap in turn, all with placeholders), and
+//! one ConfigMap whose single line is 256 KiB, 1 MiB or 4 MiB of placeholders: each 4× longer
+//! line should cost about 4× the time, showing substitution stays linear in the line's length.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -86,5 +88,32 @@ fn bench(c: &mut Criterion) {
     c.bench_function("to_yaml_stream 500 objects", |b| b.iter(|| to_yaml_stream(black_box(&rendered.objects))));
 }
 
-criterion_group!(benches, bench);
+/// A ConfigMap with one double-quoted line of `count` 32-byte units, each with a placeholder.
+fn long_line(count: usize) -> ManifestFile {
+    let line: String = (0..count).map(|i| format!("abcdefghijklmnopqrstuvwxyz-${{V{}}}", i % 10)).collect();
+    assert_eq!(line.len(), count * 32);
+    ManifestFile {
+        path: "long.yaml".into(),
+        content: format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: long\ndata:\n  line: \"{line}\"\n"),
+    }
+}
+
+fn bench_long_line(c: &mut Criterion) {
+    let vars: BTreeMap<String, String> = (0..10).map(|i| (format!("V{i}"), "x".to_owned())).collect();
+    let mut group = c.benchmark_group("long line");
+    for (label, count) in [
+        ("256 KiB, 8192 placeholders", 8192),
+        ("1 MiB, 32768 placeholders", 32768),
+        ("4 MiB, 131072 placeholders", 131_072),
+    ] {
+        let files = vec![long_line(count)];
+        let rendered = render(&files, &vars, true).expect("the long line renders");
+        let line = rendered.objects[0].value["data"]["line"].as_str().map(str::len);
+        assert_eq!(line, Some(count * 28), "every placeholder filled with one byte");
+        group.bench_function(label, |b| b.iter(|| render(black_box(&files), black_box(&vars), true)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_long_line);
 criterion_main!(benches);

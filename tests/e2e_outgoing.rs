@@ -1,6 +1,7 @@
 //! End to end: outgoing webhooks against a real receiver — templates, signatures checked by
 //! the `standardwebhooks` package, CloudEvents parsed by the official SDK, retries, 410,
-//! wait-for-completion in every mode, gates, the SSRF guard and resuming after a SIGKILL.
+//! wait-for-completion in every mode, gates, the SSRF guard, values kept inside their URL
+//! component, status URLs kept on the called origin, and resuming after a SIGKILL.
 
 mod support;
 
@@ -334,6 +335,115 @@ async fn wait_for_completion_reaches_every_final_state_in_every_mode_and_times_o
     assert_eq!(last.result.as_str(), "failed");
     assert!(last.error.as_deref().is_some_and(|e| e.contains("within 3s")), "{last:?}");
     assert_eq!(last.progress.as_deref(), Some("still going"));
+}
+
+/// A value set by a trigger call stays inside its URL component: `../../script` is sent as
+/// `..%2F..%2Fscript`, so it cannot move the call, with the hook's credentials, to another path.
+#[tokio::test]
+async fn a_variable_set_by_a_call_is_percent_encoded_in_the_url_and_cannot_move_the_path() {
+    let config = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tagged\ndata:\n  tag: ${SERVICE_TAG:-stable}\n";
+    let Some(f) = Fixture::start("owh-urlenc", &[("deploy/config.yaml", config.to_owned())], ALLOW_LOOPBACK).await
+    else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    f.create_secret("out-secret", &[("secret", SECRET)]).await;
+    create_hook(
+        &f,
+        "tagged",
+        json!({
+            "url": receiver.url("/hooks/${SERVICE_TAG}?tag=${SERVICE_TAG}"),
+            "headers": {"Authorization": "Bearer hook-token"},
+            "secretRef": {"name": "out-secret"},
+            "triggers": ["trigger.received"],
+        }),
+    )
+    .await;
+    let sha = f.head();
+    f.create_app("shop", f.app_spec(json!({"variables": {"SERVICE_TAG": "blue"}}))).await;
+    f.wait_app("shop", "first deployment", |a| is_ready_at(a, &sha)).await;
+    let path = f.create_webhook("deploy", json!({"targets": [{"name": "shop"}]})).await;
+    let reply =
+        support::http::post(f.operator.trigger_port, &format!("{path}?SERVICE_TAG=..%2F..%2Fscript"), &[], b"").await;
+    assert_eq!(reply.status, 202, "{reply:?}");
+
+    let hook = wait_hook(&f, "tagged", "the trigger.received delivery", |d| final_result(d).is_some()).await;
+    let last = final_result(&hook.status.as_ref().expect("status").deliveries).expect("final").clone();
+    assert_eq!((last.result.as_str(), last.http_status), ("succeeded", Some(200)), "{last:?}");
+    // One request, at the encoded segment; nothing reached /script, with or without credentials.
+    let calls = receiver.requests();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    let call = &calls[0];
+    assert_eq!(call.path, "/hooks/..%2F..%2Fscript", "the value is one path segment: {call:#?}");
+    assert_eq!(call.target, "/hooks/..%2F..%2Fscript?tag=..%2F..%2Fscript");
+    assert!(receiver.requests_to("/script").is_empty(), "the value moved the path");
+    assert_eq!(call.header("authorization"), Some("Bearer hook-token"));
+    let checked = independent_check(call, Some(SECRET), false);
+    assert_eq!(checked["verified_payload"]["variables"]["SERVICE_TAG"], "../../script", "the body keeps the raw value");
+}
+
+/// A status URL on another origin than the call is never polled (a poll would carry the
+/// hook's headers and signature there) unless the hook sets `allowOtherOrigins`.
+#[tokio::test]
+async fn a_status_url_on_another_origin_is_not_polled_unless_the_hook_allows_it() {
+    let Some(f) = Fixture::start("owh-origin", &demo_manifests(), ALLOW_LOOPBACK).await else { return };
+    let receiver = Receiver::start().await;
+    // Another port: another origin.
+    let other = Receiver::start().await;
+    f.create_secret("out-secret", &[("secret", SECRET)]).await;
+    for (name, from, allow) in
+        [("location", "LocationHeader", false), ("field", "ResponseField", false), ("allowed", "LocationHeader", true)]
+    {
+        let call = format!("/run/{name}");
+        let status = other.url(&format!("/status/{name}"));
+        let answer = match from {
+            "LocationHeader" => Reply::status(202).header("location", &status),
+            _ => Reply::json(200, json!({"links": {"status": status}})),
+        };
+        receiver.script("POST", &call, vec![answer]);
+        other.script("GET", &format!("/status/{name}"), vec![Reply::json(200, json!({"state": "SUCCESS"}))]);
+        let mut spec = waiting_hook(&receiver, &call, from, "1m");
+        spec["headers"] = json!({"X-Api-Key": "hook-key"});
+        spec["secretRef"] = json!({"name": "out-secret"});
+        spec["waitForCompletion"]["allowOtherOrigins"] = json!(allow);
+        create_hook(&f, name, spec).await;
+    }
+    let sha = f.head();
+    f.create_app("shop", f.app_spec(json!({}))).await;
+    f.wait_app("shop", "deployment", |a| is_ready_at(a, &sha)).await;
+
+    let origin = format!("http://127.0.0.1:{}", receiver.port);
+    for name in ["location", "field"] {
+        let hook = wait_hook(&f, name, "a final state", |d| final_result(d).is_some()).await;
+        let last = final_result(&hook.status.as_ref().expect("status").deliveries).expect("final").clone();
+        assert_eq!(last.result.as_str(), "failed", "{name}: {last:?}");
+        let error = last.error.clone().unwrap_or_default();
+        let refused = format!(
+            "status URL {:?} is not on the called origin {origin}: refused",
+            other.url(&format!("/status/{name}"))
+        );
+        assert!(error.contains(&refused) && error.contains("allowOtherOrigins"), "{name}: {error}");
+        let (status, reason, message) = hook_ready(&hook);
+        assert_eq!((status.as_str(), reason.as_str()), ("False", "DeliveryFailed"), "{name}: {message}");
+        assert!(message.contains(&refused), "{name}: {message}");
+        // The call itself went out, with the hook's header and signature.
+        let calls = receiver.requests_to(&format!("/run/{name}"));
+        assert_eq!(calls.len(), 1, "{name}: {calls:#?}");
+        assert_eq!(calls[0].header("x-api-key"), Some("hook-key"));
+        assert!(calls[0].header("webhook-signature").is_some_and(|s| s.starts_with("v1,")), "{:?}", calls[0]);
+    }
+
+    // Allowed: polled on the other origin until final, carrying the header and signature.
+    let hook = wait_hook(&f, "allowed", "a final state", |d| final_result(d).is_some()).await;
+    let last = final_result(&hook.status.as_ref().expect("status").deliveries).expect("final").clone();
+    assert_eq!(last.result.as_str(), "succeeded", "{last:?}");
+    let polls = other.requests_to("/status/allowed");
+    assert!(!polls.is_empty() && polls.iter().all(|p| p.method == "GET"), "{polls:#?}");
+    assert_eq!(polls[0].header("x-api-key"), Some("hook-key"));
+    assert!(polls[0].header("webhook-signature").is_some_and(|s| s.starts_with("v1,")), "{:?}", polls[0]);
+    // The refused hooks sent nothing there, so none of their headers or signatures.
+    let elsewhere: Vec<_> = other.requests().into_iter().filter(|r| r.path != "/status/allowed").collect();
+    assert!(elsewhere.is_empty(), "polled another origin: {elsewhere:#?}");
 }
 
 #[tokio::test]

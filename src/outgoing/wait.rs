@@ -27,6 +27,11 @@ pub enum WaitError {
     NoStatusUrl(String),
     #[error("status URL {url:?} is not a URL: {reason}")]
     BadUrl { url: String, reason: String },
+    /// Its own variant so the refusal does not read as a malformed URL.
+    #[error(
+        "status URL {url:?} is not on the called origin {origin}: refused, since polls carry the hook's headers and signature (spec.waitForCompletion.allowOtherOrigins permits it)"
+    )]
+    OtherOrigin { url: String, origin: String },
 }
 
 /// Parses the JSONPaths of a wait spec, so a bad one is reported on the hook before any call.
@@ -81,11 +86,7 @@ pub fn status_url(
     }
     // Polls carry the hook's headers and signature: a receiver may not send them elsewhere.
     if url.origin() != base.origin() && !spec.allow_other_origins {
-        let reason = format!(
-            "it is not on the called origin {} (polls carry the hook's headers and signature; spec.waitForCompletion.allowOtherOrigins permits it)",
-            base.origin().ascii_serialization()
-        );
-        return Err(WaitError::BadUrl { url: raw, reason });
+        return Err(WaitError::OtherOrigin { url: raw, origin: base.origin().ascii_serialization() });
     }
     Ok(url.to_string())
 }
@@ -140,14 +141,14 @@ mod tests {
         // Another origin: refused, unless the hook allows it.
         let elsewhere = status_url(&spec(StatusUrlFrom::LocationHeader), called, Some("http://o:2/s"), b"");
         assert!(
-            matches!(&elsewhere, Err(WaitError::BadUrl { reason, .. }) if reason.contains("http://h:1")),
+            matches!(&elsewhere, Err(WaitError::OtherOrigin { origin, .. }) if origin == "http://h:1"),
             "{elsewhere:?}"
         );
         let mut open = spec(StatusUrlFrom::LocationHeader);
         open.allow_other_origins = true;
         assert_eq!(status_url(&open, called, Some("http://o:2/s"), b"").as_deref(), Ok("http://o:2/s"));
         let https = status_url(&spec(StatusUrlFrom::LocationHeader), called, Some("https://h:1/s"), b"");
-        assert!(https.is_err(), "another scheme is another origin: {https:?}");
+        assert!(matches!(https, Err(WaitError::OtherOrigin { .. })), "another scheme is another origin: {https:?}");
         assert_eq!(status_url(&spec(StatusUrlFrom::LocationHeader), called, None, b""), Err(WaitError::NoLocation));
         let body = br#"{"links": {"status": "http://h:1/s/9"}}"#;
         assert_eq!(
