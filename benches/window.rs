@@ -36,6 +36,15 @@ fn bench(c: &mut Criterion) {
         group.bench_function(name, |b| b.iter(|| windows.evaluate(black_box(now), black_box(Gate::Restart))));
     }
     group.finish();
+
+    // Compiling checks that a schedule matches some date: cheap for a real one, a search to
+    // croner's limit for one that never matches (`0 0 31 2 *`).
+    let mut group = c.benchmark_group("compile_one_window");
+    for (name, schedule) in [("daily", "0 8 * * *"), ("never_matches", "0 0 31 2 *")] {
+        let specs = [spec(WindowKind::Allow, schedule, 1, "UTC", &both)];
+        group.bench_function(name, |b| b.iter(|| Windows::compile(black_box(&specs))));
+    }
+    group.finish();
 }
 
 criterion_group! {
