@@ -40,15 +40,17 @@ impl Hooks<'_> {
     }
 
     async fn github(&self, path: &str, event: &str, body: &Value, secret: &str) -> Reply {
+        self.github_with(path, event, body, secret, &[]).await
+    }
+
+    /// A signed GitHub call with more headers (`X-GitHub-Delivery`, say).
+    async fn github_with(&self, path: &str, event: &str, body: &Value, secret: &str, extra: &[(&str, &str)]) -> Reply {
         let bytes = serde_json::to_vec(body).expect("body");
         let signature = format!("sha256={}", hmac_sha256_hex(secret.as_bytes(), &bytes));
-        post(
-            self.port,
-            path,
-            &[("Content-Type", "application/json"), ("X-GitHub-Event", event), ("X-Hub-Signature-256", &signature)],
-            &bytes,
-        )
-        .await
+        let mut headers =
+            vec![("Content-Type", "application/json"), ("X-GitHub-Event", event), ("X-Hub-Signature-256", &signature)];
+        headers.extend_from_slice(extra);
+        post(self.port, path, &headers, &bytes).await
     }
 
     async fn annotation(&self) -> Option<String> {
@@ -358,23 +360,17 @@ async fn a_delivery_is_recorded_once_per_webhook_across_replicas_and_retries() {
     let mut push = payload("github_push.json");
     set(&mut push, "/repository/clone_url", json!(f.url()));
     set(&mut push, "/after", json!(head));
-    let bytes = serde_json::to_vec(&push).expect("body");
-    let signature = format!("sha256={}", hmac_sha256_hex(SECRET.as_bytes(), &bytes));
-    let delivery = |id: &'static str| {
-        [
-            ("Content-Type", "application/json"),
-            ("X-GitHub-Event", "push"),
-            ("X-GitHub-Delivery", id),
-            ("X-Hub-Signature-256", signature.as_str()),
-        ]
-    };
-    let original = post(hooks.port, &github, &delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958"), &bytes).await;
+    let delivery = |id: &'static str| [("X-GitHub-Delivery", id)];
+    let original =
+        hooks.github_with(&github, "push", &push, SECRET, &delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958")).await;
     assert_eq!(original.status, 202, "{original:?}");
     let recorded = sequence(hooks.annotation().await);
-    let redelivery = post(hooks.port, &github, &delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958"), &bytes).await;
+    let redelivery =
+        hooks.github_with(&github, "push", &push, SECRET, &delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958")).await;
     assert_eq!(redelivery.status, 200, "a redelivery records nothing: {redelivery:?}");
     assert_eq!(sequence(hooks.annotation().await), recorded);
-    let next = post(hooks.port, &github, &delivery("8a1c5a0e-cc78-11e3-81ab-4c9367dc0958"), &bytes).await;
+    let next =
+        hooks.github_with(&github, "push", &push, SECRET, &delivery("8a1c5a0e-cc78-11e3-81ab-4c9367dc0958")).await;
     assert_eq!(next.status, 202, "another delivery is recorded: {next:?}");
 
     // A delivery that could not be recorded (503) is recorded when the sender retries it.
