@@ -1,10 +1,9 @@
 //! Prometheus metrics, served at `/metrics` on the probe server.
 //!
-//! One process-wide set ([`global`]), like the default registry of other Prometheus clients:
-//! the controllers, the trigger endpoint and the outgoing-webhook deliveries each count what
-//! they do without threading a handle through every call. Gauges about queued and deferred
-//! triggers are computed from the applications' cache when scraped, so they are right after
-//! a restart too.
+//! One set per operator process, made at start and handed to the controllers, the trigger
+//! endpoint and the outgoing-webhook deliveries in their contexts (tests make their own, so
+//! they never see each other's counts). Gauges about queued and deferred triggers are
+//! computed from the applications' cache when scraped, so they are right after a restart too.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -59,7 +58,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A fresh, registered set (tests; the operator uses [`global`]).
+    /// A fresh, registered set.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("tugboat");
         let reconciles = Family::<ResultLabel, Counter>::default();
@@ -148,10 +147,9 @@ impl Metrics {
         self.triggers.get_or_create(&labels).inc();
     }
 
-    /// Counts one outgoing webhook delivery attempt; `result` is a short word such as
-    /// `succeeded`, `failed`, `retrying` or `blocked`.
-    pub fn delivery(&self, result: &str) {
-        self.deliveries.get_or_create(&ResultLabel { result: result.to_owned() }).inc();
+    /// Counts one outgoing webhook delivery attempt by its result.
+    pub fn delivery(&self, result: crate::api::DeliveryResult) {
+        self.deliveries.get_or_create(&ResultLabel { result: result.as_str().to_owned() }).inc();
     }
 
     /// Lets the queue gauges read the application cache (called once by the controller).
@@ -182,12 +180,6 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.dec();
     }
-}
-
-/// The process-wide metrics.
-pub fn global() -> &'static Metrics {
-    static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(Metrics::new)
 }
 
 /// How many applications wait for work, and how many of those a change window holds.
@@ -222,7 +214,7 @@ mod tests {
         metrics.reconcile_finished(true, Duration::from_millis(20));
         metrics.deployment_finished(false);
         metrics.trigger_answered("github", 202);
-        metrics.delivery("succeeded");
+        metrics.delivery(crate::api::DeliveryResult::Succeeded);
         let text = metrics.encode();
         assert!(text.contains("tugboat_reconciles_total{result=\"success\"} 1"), "{text}");
         assert!(text.contains("tugboat_reconcile_duration_seconds_count{result=\"success\"} 1"), "{text}");

@@ -101,7 +101,8 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         .await
         .map_err(|source| StartError::Listen { addr: options.probe_addr, source })?;
     tracing::info!(addr = %options.probe_addr, "probe server listening (/healthz, /readyz, /metrics)");
-    let probes = probe_router(ready.clone());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let probes = probe_router(ready.clone(), metrics.clone());
     let mut probe_stop = stop_rx.clone();
     let probe_server = tokio::spawn(async move {
         let shutdown = async move {
@@ -119,7 +120,8 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     // Every replica: outgoing webhooks (events are queued from the endpoint too).
     let sender = crate::outgoing::send::Sender::new(crate::egress::EgressPolicy::new(options.egress_allow.clone()))
         .map_err(StartError::HttpClient)?;
-    let outgoing = crate::outgoing::dispatch::Outgoing::new(client.clone(), sender, watches.hooks.store.clone());
+    let outgoing =
+        crate::outgoing::dispatch::Outgoing::new(client.clone(), sender, watches.hooks.store.clone(), metrics.clone());
     outgoing.wait_ready(std::time::Duration::from_secs(10)).await;
 
     // Every replica derives the same Webhook paths from one key (see `webhook_path`).
@@ -140,6 +142,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         default_windows: options.settings.default_windows.clone(),
         ready: endpoint_ready.clone(),
         outgoing: outgoing.clone(),
+        metrics: metrics.clone(),
     });
     let trigger_listener = tokio::net::TcpListener::bind(options.trigger_addr)
         .await
@@ -170,7 +173,8 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         }
         None => (Leadership::always(), None),
     };
-    let context = Arc::new(Context::new(client.clone(), config, git, options.settings.clone(), outgoing.clone()));
+    let context =
+        Arc::new(Context::new(client.clone(), config, git, options.settings.clone(), outgoing.clone(), metrics));
     let controllers =
         tokio::spawn(run_controllers(leadership.clone(), context, outgoing, client, paths, watches, stop_rx.clone()));
     ready.store(true, Ordering::SeqCst);
@@ -263,13 +267,13 @@ async fn load_kubeconfig(path: &std::path::Path) -> Result<kube::Config, StartEr
         .map_err(|e| error(e.to_string()))
 }
 
-fn probe_router(ready: Arc<AtomicBool>) -> Router {
+fn probe_router(ready: Arc<AtomicBool>, metrics: Arc<crate::metrics::Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/metrics",
-            get(|| async {
-                ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], crate::metrics::global().encode())
+            get(move || async move {
+                ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], metrics.encode())
             }),
         )
         .route(

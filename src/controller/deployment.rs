@@ -346,7 +346,7 @@ async fn finish(run: &mut Run<'_>, context: &Context, checked: &Validated, endin
     }
     let rolled_out = conclusion.healthy.as_ref().is_some_and(|(healthy, _, _)| *healthy);
     let decide::Conclusion { ok, reason, message, retry, .. } = conclusion;
-    crate::metrics::global().deployment_finished(ok);
+    context.metrics.deployment_finished(ok);
     end_record(recorded(run), ok, message.clone());
     run.condition(READY, ok, reason, message.clone());
     run.write().await?;

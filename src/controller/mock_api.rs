@@ -281,9 +281,10 @@ fn context(client: Client, dir: &std::path::Path) -> Arc<Context> {
     );
     let sender = crate::outgoing::send::Sender::new(crate::egress::EgressPolicy::new(Vec::new())).expect("sender");
     let (hooks, _writer) = kube::runtime::reflector::store();
-    let outgoing = crate::outgoing::dispatch::Outgoing::new(client.clone(), sender, hooks);
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let outgoing = crate::outgoing::dispatch::Outgoing::new(client.clone(), sender, hooks, metrics.clone());
     let config = kube::Config::new("http://127.0.0.1:1".parse().expect("url"));
-    Arc::new(Context::new(client, config, git, settings, outgoing))
+    Arc::new(Context::new(client, config, git, settings, outgoing, metrics))
 }
 
 #[tokio::test]

@@ -81,6 +81,8 @@ pub struct Context {
     pub settings: Settings,
     /// Outgoing webhooks: events and deployment gates.
     pub outgoing: Arc<crate::outgoing::dispatch::Outgoing>,
+    /// What reconciles and deployments count (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Deployments this process has started or taken up; one it meets for the first time was
     /// left by another process (a restart, a new leader) and is announced as resumed.
     known_deployments: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -101,6 +103,7 @@ impl Context {
         git: GitCache,
         settings: Settings,
         outgoing: Arc<crate::outgoing::dispatch::Outgoing>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         let work_slots = Arc::new(tokio::sync::Semaphore::new(usize::from(settings.concurrency.max(1))));
         let reporter = Reporter { controller: "tugboat".into(), instance: std::env::var("POD_NAME").ok() };
@@ -111,6 +114,7 @@ impl Context {
             git,
             settings,
             outgoing,
+            metrics,
             known_deployments: Default::default(),
             written: Default::default(),
             work_slots,
@@ -157,7 +161,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let reader = applications.store.clone();
-    crate::metrics::global().watch_applications(reader.clone());
+    context.metrics.watch_applications(reader.clone());
     let changes = applications
         .subscribe()
         .map(|app| {

@@ -29,7 +29,7 @@ use crate::deploy::plan::Owner;
 #[tracing::instrument(skip_all, fields(application = %app.name_any(), namespace = app.namespace().unwrap_or_default()))]
 pub async fn reconcile(app: Arc<GitOpsApplication>, context: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let _in_flight = crate::metrics::global().reconcile_started();
+    let _in_flight = context.metrics.reconcile_started();
     let namespace = app.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<GitOpsApplication> = Api::namespaced(context.client.clone(), &namespace);
     // The watch's copy may not show this process's last status write yet (see `status`).
@@ -43,7 +43,7 @@ pub async fn reconcile(app: Arc<GitOpsApplication>, context: Arc<Context>) -> Re
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
-    crate::metrics::global().reconcile_finished(result.is_ok(), started.elapsed());
+    context.metrics.reconcile_finished(result.is_ok(), started.elapsed());
     tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, ok = result.is_ok(), "reconcile finished");
     result
 }

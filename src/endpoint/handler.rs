@@ -58,7 +58,7 @@ pub async fn trigger(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let metrics = crate::metrics::global();
+    let metrics = &state.metrics;
     if !state.ready.load(Ordering::SeqCst) {
         metrics.trigger_answered(UNKNOWN_PROVIDER, 503);
         return reply::unavailable("starting: the webhook cache is not ready yet");

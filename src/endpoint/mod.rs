@@ -51,6 +51,8 @@ pub struct EndpointState {
     pub ready: Arc<AtomicBool>,
     /// Outgoing webhooks, told of each recorded trigger (`trigger.received`).
     pub outgoing: Arc<crate::outgoing::dispatch::Outgoing>,
+    /// Counts every answer by provider and status code (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The router; unknown paths and methods answer in JSON like known ones.

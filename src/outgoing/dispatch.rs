@@ -68,6 +68,7 @@ pub struct Outgoing {
     client: Client,
     hooks: Store<OutgoingWebhook>,
     sender: Sender,
+    metrics: Arc<crate::metrics::Metrics>,
     /// Serialises status writes per hook (`namespace/name`): events are queued by the
     /// endpoint and the application controller while the hook controller records attempts.
     locks: crate::keyed_lock::KeyedLocks<String>,
@@ -77,8 +78,13 @@ pub struct Outgoing {
 
 impl Outgoing {
     /// The service over the hooks in `hooks` (a shared watch, see [`crate::shared_watch`]).
-    pub fn new(client: Client, sender: Sender, hooks: Store<OutgoingWebhook>) -> Arc<Self> {
-        Arc::new(Self { client, hooks, sender, locks: Default::default(), gate_moves: Mutex::default() })
+    pub fn new(
+        client: Client,
+        sender: Sender,
+        hooks: Store<OutgoingWebhook>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(Self { client, hooks, sender, metrics, locks: Default::default(), gate_moves: Mutex::default() })
     }
 
     /// Waits until the hook cache has synced (at most `timeout`), so early events are not lost.
@@ -263,7 +269,7 @@ impl Outgoing {
 
     /// Writes a step's outcome: the record, the pending entry (kept or removed), Ready, lastDelivery.
     async fn record(&self, hook: &OutgoingWebhook, id: &str, step: &Step, pending: PendingDelivery) {
-        crate::metrics::global().delivery(step.record.result.as_str());
+        self.metrics.delivery(step.record.result);
         tracing::info!(
             hook = %hook.name_any(), %id, attempt = step.record.attempt, result = %step.record.result,
             http_status = ?step.record.http_status, error = ?step.record.error, "outgoing delivery"
