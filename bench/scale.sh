@@ -158,6 +158,32 @@ wait_all_ready() {
     echo $(($(now_ms) - since))
 }
 fetches() { grep -c '"message":"fetched"' "$WORK/operator.log" || true; }
+# Saves the API server's request counters (apiserver_request_total) to file $1.
+api_requests() { k get --raw /metrics | grep '^apiserver_request_total{' >"$1" || true; }
+# The requests made between snapshots $1 and $2, per application, by verb and resource (the
+# script's own polls are the `list gitopsapplications` rows; everything else on this control
+# plane adds a little too: the controllers, the scheduler, kwok).
+api_requests_between() {
+    python3 - "$1" "$2" "$APPS" <<'PY'
+import re, sys
+def load(path):
+    totals = {}
+    for line in open(path):
+        labels, value = line.rsplit(" ", 1)
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        resource = fields.get("resource", "") + ("/" + fields["subresource"] if fields.get("subresource") else "")
+        key = (fields.get("verb", ""), resource or "(none)", "dry run" if fields.get("dry_run") else "")
+        totals[key] = totals.get(key, 0) + float(value)
+    return totals
+before, after, apps = load(sys.argv[1]), load(sys.argv[2]), int(sys.argv[3])
+rows = sorted(((after[k] - before.get(k, 0), k) for k in after), reverse=True)
+rows = [(n, k) for n, k in rows if n >= apps / 10]
+print("| verb | resource | dry run | requests | per application |\n|---|---|---|---:|---:|")
+for n, (verb, resource, dry) in rows:
+    print(f"| {verb} | {resource} | {dry} | {n:.0f} | {n / apps:.2f} |")
+print(f"| all listed | | | {sum(n for n, _ in rows):.0f} | {sum(n for n, _ in rows) / apps:.2f} |")
+PY
+}
 
 # --- 3. first sync ------------------------------------------------------------------------
 TRIGGER_PORT=$(free_port)
@@ -167,12 +193,14 @@ args=(run --kubeconfig "$KUBECONFIG_PATH" --namespace "$NS" --leader-election-na
     --log-format json)
 [[ -n ${CONCURRENCY:-} ]] && args+=(--concurrency "$CONCURRENCY")
 progress "starting the operator; first sync of $APPS applications"
+api_requests "$WORK/requests-0"
 started=$(now_ms)
 # shellcheck disable=SC2086
 RUST_LOG=${RUST_LOG:-info,kube=warn} "$TUGBOAT" "${args[@]}" ${OPERATOR_ARGS:-} >/dev/null 2>"$WORK/operator.log" &
 OPERATOR_PID=$!
 SYNC_MS=$(wait_all_ready "$FIRST" "$started")
 SYNC_FETCHES=$(fetches)
+api_requests "$WORK/requests-1"
 
 # --- 4. memory when idle ------------------------------------------------------------------
 progress "idle for ${IDLE}s, then reading the operator's memory"
@@ -194,6 +222,7 @@ answer=$(curl -sS -o "$WORK/answer.json" -w '%{http_code}' -X POST "http://127.0
 ANSWER_MS=$(($(now_ms) - started))
 STORM_MS=$(wait_all_ready "$SECOND" "$started")
 STORM_FETCHES=$(($(fetches) - before))
+api_requests "$WORK/requests-2"
 # Where the storm's time went: when each application's deployment started (after the call)
 # and how long it took, from status.deployments.
 read -r START_MED START_MAX TOOK_MED TOOK_MAX < <(k -n "$NS" get gitopsapplications -o json |
@@ -244,6 +273,16 @@ $APPS applications (ConfigMap + Deployment + Service each) on one repository, $c
 
 Storm breakdown (second precision, from status.deployments): deployments started a median
 $(ms "$START_MED") (last $(ms "$START_MAX")) after the call and took a median $(ms "$TOOK_MED") (longest $(ms "$TOOK_MAX")).
+EOF
+cat <<EOF
+
+API requests during the first sync (API server counters, rows of at least APPS/10):
+
+$(api_requests_between "$WORK/requests-0" "$WORK/requests-1")
+
+API requests during the storm:
+
+$(api_requests_between "$WORK/requests-1" "$WORK/requests-2")
 EOF
 if [[ -n $FLOOR_MS ]]; then
     cat <<EOF

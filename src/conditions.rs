@@ -32,7 +32,7 @@ reasons! {
     // GitOpsApplication: the pipeline.
     /// Reasons, CamelCase as Kubernetes conventions want.
     Succeeded,
-    Progressing,
+    /// Reconciling: a deployment started and is being applied.
     Deploying,
     /// Reconciling: `BeforeDeployment` or `AfterDeployment` hooks were asked and have not answered.
     AwaitingGates,
@@ -50,7 +50,6 @@ reasons! {
     HealthCheckFailed,
     Healthy,
     OutsideChangeWindow,
-    Idle,
     /// A deployment record in status names no revision tugboat can read (edited by hand?).
     RecordUnreadable,
     /// An outgoing webhook gate (BeforeDeployment/AfterDeployment) did not succeed.
@@ -168,7 +167,7 @@ mod tests {
     #[test]
     fn transition_time_changes_only_with_the_status() {
         let mut conditions = Vec::new();
-        set(&mut conditions, READY, false, Reason::Progressing, "working", Some(1), &at(10));
+        set(&mut conditions, READY, false, Reason::Deploying, "working", Some(1), &at(10));
         set(&mut conditions, READY, false, Reason::RenderFailed, "bad", Some(1), &at(20));
         assert_eq!(conditions[0].last_transition_time, at(10));
         assert_eq!(conditions[0].reason, "RenderFailed");

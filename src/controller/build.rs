@@ -4,28 +4,30 @@
 
 use std::collections::BTreeMap;
 
+use super::Context;
 use super::decide::Validated;
 use super::inputs::Work;
 use super::pipeline::{Phase, Run};
-use super::{Context, events};
+use super::report::Failure;
 use crate::api::GitOpsApplicationStatus;
 use crate::conditions::Reason;
 use crate::deploy::plan;
 use crate::render;
 
-/// Render and plan (pure): a bad manifest fails here and applies nothing.
+/// Render and plan (pure): a bad manifest fails here and applies nothing. The failure is
+/// reported by the caller, which also ends a deployment recorded as started.
 pub(super) async fn render_and_plan(
     run: &mut Run<'_>,
     context: &Context,
     work: &Work,
     checked: &Validated,
-) -> Phase<Vec<plan::PlannedObject>> {
+) -> Phase<Result<Vec<plan::PlannedObject>, Failure>> {
     let (app, revision, interval) = (run.app, &work.revision, checked.interval);
     run.status.last_attempted_revision = Some(revision.name.clone());
     let path = app.spec.source.path.as_deref().unwrap_or("");
     let files = match context.git.read_files(&work.source, revision, path).await {
         Ok(files) => with_repository_paths(path, files),
-        Err(error) => return Err(run.fail(error.reason(), error.to_string(), interval).await),
+        Err(error) => return Ok(Err(Failure::source(&error, interval))),
     };
     let render_span = tracing::info_span!("render", revision = %revision.name, files = files.len());
     let strict = app.spec.strict_variables;
@@ -44,8 +46,7 @@ pub(super) async fn render_and_plan(
                 "revision {}: variable {variable} was set by a trigger call, but it sets {place}; values from a call never choose an object's apiVersion, kind, name or namespace, so nothing was applied and the call's value is dropped",
                 revision.name
             );
-            events::publish(context, app, true, Reason::VariableNotAllowed.as_str(), message.clone()).await;
-            return Err(run.fail(Reason::VariableNotAllowed, message, interval).await);
+            return Ok(Err(Failure::of_content(Reason::VariableNotAllowed, message, interval)));
         }
         Err(error) => {
             let reason = match error {
@@ -53,17 +54,12 @@ pub(super) async fn render_and_plan(
                 _ => Reason::RenderFailed,
             };
             let message = format!("revision {}: {error}", revision.name);
-            events::publish(context, app, true, reason.as_str(), message.clone()).await;
-            return Err(run.fail(reason, message, interval).await);
+            return Ok(Err(Failure::of_content(reason, message, interval)));
         }
     };
-    match plan::plan(&rendered.objects, &run.owner().map_err(Err)?) {
-        Ok(planned) => Ok(planned),
-        Err(error) => {
-            let message = format!("revision {}: {error}", revision.name);
-            Err(run.fail(Reason::PlanFailed, message, interval).await)
-        }
-    }
+    Ok(plan::plan(&rendered.objects, &run.owner().map_err(Err)?).map_err(|error| {
+        Failure::of_content(Reason::PlanFailed, format!("revision {}: {error}", revision.name), interval)
+    }))
 }
 
 /// Names files by their path in the repository, so messages point where users look.

@@ -13,15 +13,15 @@
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::runtime::controller::Action;
 use tracing::Instrument;
 
 use super::decide::{self, Ending, Progress, Validated};
 use super::inputs::{self, Work};
 use super::pipeline::{Exit, Run, now};
+use super::report::{Failure, Stop};
 use super::{Context, Error, build, events, notify};
 use crate::api::{DeploymentPhase, DeploymentRecord, DeploymentResult, EventData, HookGate, InventoryEntry};
-use crate::conditions::{self, HEALTHY, READY, RECONCILING, Reason};
+use crate::conditions::{RECONCILING, Reason};
 use crate::deploy::plan::PlannedObject;
 use crate::deploy::{DeployRequest, RestartSelection};
 
@@ -109,17 +109,15 @@ pub(super) async fn start(run: &mut Run<'_>, context: &Context, work: &Work) -> 
     Ok(Started { event })
 }
 
-/// Ends a deployment recorded as started whose inputs could not be built (its revision's
-/// files, a render or plan error, already reported in Ready): one more write, so the next
-/// reconcile does not carry it on.
-pub(super) async fn abandon(run: &mut Run<'_>, exit: Exit) -> Exit {
+/// Reports a failure to build a deployment's inputs (its revision's files, a render or plan
+/// error) and ends the deployment if one was recorded as started, in the same write, so the
+/// next reconcile does not carry it on.
+pub(super) async fn abandon(run: &mut Run<'_>, context: &Context, failure: Failure) -> Exit {
     let running = run.status.deployments.last().is_some_and(|d| d.result == DeploymentResult::Running);
     if running {
-        let message = conditions::get(&run.status.conditions, READY).map(|c| c.message.clone());
-        end_record(recorded(run), false, message.unwrap_or_default());
-        run.write().await?;
+        end_record(recorded(run), false, failure.message.clone());
     }
-    exit
+    run.fail(context, failure).await
 }
 
 /// A deployment just started: `deployment.started`, then its gates are asked, or it applies.
@@ -156,7 +154,7 @@ pub(super) async fn carry_on(
     match phase {
         DeploymentPhase::AwaitingGates => match gates(run, context, &record, HookGate::BeforeDeployment).await? {
             Progress::Waiting(what) => {
-                wait(run, Reason::AwaitingGates, format!("Waiting for {what}"), GATE_RECHECK).await
+                wait(run, context, Reason::AwaitingGates, format!("Waiting for {what}"), GATE_RECHECK).await
             }
             Progress::Failed(why) => finish(run, context, checked, Ending::GateRefused(why)).await,
             Progress::Done => {
@@ -168,7 +166,7 @@ pub(super) async fn carry_on(
         DeploymentPhase::RollingOut => rollout(run, context, checked).await,
         DeploymentPhase::AwaitingAfterGates => match gates(run, context, &record, HookGate::AfterDeployment).await? {
             Progress::Waiting(what) => {
-                wait(run, Reason::AwaitingGates, format!("Waiting for {what}"), GATE_RECHECK).await
+                wait(run, context, Reason::AwaitingGates, format!("Waiting for {what}"), GATE_RECHECK).await
             }
             Progress::Failed(why) => finish(run, context, checked, Ending::AfterGateRefused(why)).await,
             Progress::Done => finish(run, context, checked, Ending::Succeeded).await,
@@ -185,8 +183,9 @@ async fn reapply(run: &mut Run<'_>, context: &Context, checked: &Validated, reco
         Err(exit) => return exit,
     };
     let planned = match build::render_and_plan(run, context, &work, checked).await {
-        Ok(planned) => planned,
-        Err(exit) => return abandon(run, exit).await,
+        Ok(Ok(planned)) => planned,
+        Ok(Err(failure)) => return abandon(run, context, failure).await,
+        Err(exit) => return exit,
     };
     apply(run, context, checked, &work, planned).await
 }
@@ -223,7 +222,7 @@ async fn apply(
         // under way (its record, with the call, is in status) and is applied again.
         Err(error) if error.is_transient() && work.trigger.as_ref().is_some_and(|t| !t.rollout_restart.is_empty()) => {
             let message = format!("{error} (retrying: the call's rollout-restart is carried out once this passes)");
-            return run.fail(error.reason(), message, decide::TRANSIENT_RETRY).await;
+            return run.fail(context, Failure::new(error.reason(), message, true, decide::TRANSIENT_RETRY)).await;
         }
         Err(error) => return finish(run, context, checked, Ending::ApplyFailed(error)).await,
     };
@@ -253,7 +252,7 @@ async fn rollout(run: &mut Run<'_>, context: &Context, checked: &Validated) -> E
         Ok(states) => states,
         Err(error) => {
             let message = format!("Cannot read the rollout: {error}");
-            return wait(run, Reason::RollingOut, message, ROLLOUT_RECHECK).await;
+            return wait(run, context, Reason::RollingOut, message, ROLLOUT_RECHECK).await;
         }
     };
     tracing::debug!(deploy_id = %record.id, ?states, "rollout read");
@@ -269,7 +268,7 @@ async fn rollout(run: &mut Run<'_>, context: &Context, checked: &Validated) -> E
                 .collect();
             recorded(run).awaiting = still;
             let recheck = ROLLOUT_RECHECK.min(left + Duration::from_millis(50));
-            wait(run, Reason::RollingOut, format!("Rolling out {what}"), recheck).await
+            wait(run, context, Reason::RollingOut, format!("Rolling out {what}"), recheck).await
         }
     }
 }
@@ -299,7 +298,8 @@ async fn ask_gates(run: &mut Run<'_>, context: &Context, checked: &Validated, ga
         return finish(run, context, checked, ending).await;
     }
     let names: Vec<String> = record.awaiting.iter().map(|h| format!("OutgoingWebhook/{}", h.name)).collect();
-    wait(run, Reason::AwaitingGates, format!("Waiting for {gate:?} hooks: {}", names.join(", ")), GATE_RECHECK).await
+    wait(run, context, Reason::AwaitingGates, format!("Waiting for {gate:?} hooks: {}", names.join(", ")), GATE_RECHECK)
+        .await
 }
 
 /// What the awaited gate hooks answered. A hook that does not show the delivery yet is asked
@@ -327,10 +327,8 @@ async fn gates(
 }
 
 /// Waits in the current phase: Reconciling says for what (written only when it changed).
-async fn wait(run: &mut Run<'_>, reason: Reason, message: String, recheck: Duration) -> Exit {
-    run.condition(RECONCILING, true, reason, message);
-    run.write_if_changed().await?;
-    Ok(Action::requeue(recheck))
+async fn wait(run: &mut Run<'_>, context: &Context, reason: Reason, message: String, recheck: Duration) -> Exit {
+    run.report(context, Stop::Waiting { reason, message, recheck }).await
 }
 
 /// Reports how the deployment ended: status (one write), Event, metrics, outgoing event.
@@ -340,28 +338,21 @@ async fn finish(run: &mut Run<'_>, context: &Context, checked: &Validated, endin
     let applied = !matches!(ending, Ending::GateRefused(_) | Ending::ApplyFailed(_));
     let summary = record.message.as_deref().filter(|_| applied);
     let conclusion = decide::conclude(&record.revision, summary, &ending, checked.interval);
-    conditions::clear(&mut run.status.conditions, RECONCILING);
-    if let Some((healthy, reason, message)) = &conclusion.healthy {
-        run.condition(HEALTHY, *healthy, *reason, message.clone());
-    }
     let rolled_out = conclusion.healthy.as_ref().is_some_and(|(healthy, _, _)| *healthy);
-    let decide::Conclusion { ok, reason, message, retry, .. } = conclusion;
+    let (ok, message) = (conclusion.ok, conclusion.message.clone());
     context.metrics.deployment_finished(ok);
     end_record(recorded(run), ok, message.clone());
-    run.condition(READY, ok, reason, message.clone());
-    run.write().await?;
+    // What arrived while this deployment ran (a call, a spec change) goes next, not after the retry.
+    let more_waiting = crate::trigger::record::work_pending(app) || run.status.observed_generation != run.generation;
+    let action = run.report(context, Stop::Finished { conclusion, more_waiting }).await?;
     context.forget(&record.id);
     tracing::debug!(deploy_id = %record.id, ok, "deployment finished");
-    let event_reason = if ok { "DeploymentSucceeded" } else { "DeploymentFailed" };
-    events::publish(context, app, !ok, event_reason, message.clone()).await;
     let mut event = event_of(run, &record);
     if rolled_out {
         event.restarted = record.restarted.clone();
     }
     notify::finished(context, app, event, ok, &message).await;
-    // What arrived while this deployment ran (a call, a spec change) goes next, not after `retry`.
-    let waiting = crate::trigger::record::work_pending(app) || run.status.observed_generation != run.generation;
-    Ok(Action::requeue(if waiting { Duration::from_millis(100) } else { retry }))
+    Ok(action)
 }
 
 /// The outgoing-webhook data of a recorded deployment (the trigger and variables it carries).

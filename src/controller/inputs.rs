@@ -12,9 +12,10 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use super::claim::{self, Claim};
-use super::decide::{self, Asked, Freshness, TRANSIENT_RETRY, Validated};
+use super::decide::{self, Asked, Freshness, Validated};
 use super::pipeline::{Exit, Phase, Run};
-use super::{Context, Error, RECONCILE_REQUESTED_ANNOTATION, credentials, deployment, events, notify};
+use super::report::{Failure, Stop};
+use super::{Context, Error, RECONCILE_REQUESTED_ANNOTATION, credentials, deployment, notify};
 use crate::api::{DeploymentRecord, GitOpsApplication, GitOpsApplicationStatus, UpdateMechanism};
 use crate::conditions::{self, DEFERRED, Reason};
 use crate::source::{GitReference, Revision, SourceSpec};
@@ -79,17 +80,25 @@ pub(super) async fn source_and_trigger(run: &mut Run<'_>, context: &Context, che
     }
     let fetch = context.git.ensure(&source, &revision);
     if let Err(error) = fetch.instrument(tracing::info_span!("fetch", revision = %revision.name)).await {
-        return Err(fetch_failed(run, error, interval).await);
+        return Err(fetch_failed(run, context, error, interval).await);
     }
     Ok(Work { source, revision, trigger, variables, fingerprint, already_recorded })
 }
 
 /// The revision's objects could not be fetched. A deployment recorded as started (a claimed
 /// trigger) is retried while the failure may pass, so the call is not lost; otherwise it ends.
-async fn fetch_failed(run: &mut Run<'_>, error: crate::source::SourceError, interval: Duration) -> Exit {
-    let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval };
-    let exit = run.fail(error.reason(), error.to_string(), retry).await;
-    if error.is_transient() { exit } else { super::deployment::abandon(run, exit).await }
+async fn fetch_failed(
+    run: &mut Run<'_>,
+    context: &Context,
+    error: crate::source::SourceError,
+    interval: Duration,
+) -> Exit {
+    let failure = Failure::source(&error, interval);
+    if error.is_transient() {
+        run.fail(context, failure).await
+    } else {
+        deployment::abandon(run, context, failure).await
+    }
 }
 
 async fn load_credentials(
@@ -103,7 +112,7 @@ async fn load_credentials(
         Ok(credentials) => Ok(Some(credentials)),
         Err(error) => {
             let retry = interval.min(Duration::from_secs(60));
-            Err(run.fail(Reason::SecretNotFound, error.to_string(), retry).await)
+            Err(run.fail(context, Failure::new(Reason::SecretNotFound, error.to_string(), false, retry)).await)
         }
     }
 }
@@ -127,10 +136,7 @@ async fn resolve(
         .await
     {
         Ok(revision) => Ok(revision),
-        Err(error) => {
-            let retry = if error.is_transient() { TRANSIENT_RETRY } else { interval.min(Duration::from_secs(60)) };
-            Err(run.fail(error.reason(), error.to_string(), retry).await)
-        }
+        Err(error) => Err(run.fail(context, Failure::source(&error, interval.min(Duration::from_secs(60)))).await),
     }
 }
 
@@ -190,13 +196,13 @@ pub(super) async fn recorded_work(
     let source = source_spec(app, load_credentials(run, context, checked.interval).await?);
     let Some(revision) = Revision::from_name(&record.revision) else {
         let message = format!("deployment {}: cannot read its revision {:?}", record.id, record.revision);
-        return Err(run.fail(Reason::RecordUnreadable, message, checked.interval).await);
+        return Err(run.fail(context, Failure::new(Reason::RecordUnreadable, message, false, checked.interval)).await);
     };
     let trigger = run.status.last_trigger.clone().filter(|t| record.trigger_id.as_deref() == Some(t.id.as_str()));
     let variables = merged_variables(&app.spec.variables, &run.status.variables);
     let fingerprint = fingerprint(&revision, &variables, run.status.image_tag.as_deref(), app);
     if let Err(error) = context.git.ensure(&source, &revision).await {
-        return Err(fetch_failed(run, error, checked.interval).await);
+        return Err(fetch_failed(run, context, error, checked.interval).await);
     }
     Ok(Work { source, revision, trigger, variables, fingerprint, already_recorded: true })
 }
@@ -220,15 +226,10 @@ async fn defer(
         t.next_window_start = next_open.map(Time);
         t
     });
-    run.condition(DEFERRED, true, Reason::OutsideChangeWindow, message.clone());
-    run.write().await?;
-    if newly {
-        events::publish(context, run.app, false, "DeploymentDeferred", message).await;
-    }
     let wait = next_open
         .map(|t| jiff::Timestamp::now().duration_until(t).as_secs_f64().max(0.0))
         .map_or(Duration::from_secs(3600), |s| Duration::from_secs_f64(s) + Duration::from_millis(200));
-    Ok(Action::requeue(wait))
+    run.report(context, Stop::Deferred { message, wait, newly }).await
 }
 
 fn source_spec(app: &GitOpsApplication, credentials: Option<crate::source::Credentials>) -> SourceSpec {

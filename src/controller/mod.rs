@@ -12,6 +12,7 @@ mod inputs;
 mod mock_api;
 mod notify;
 mod pipeline;
+mod report;
 mod status;
 pub mod webhooks;
 

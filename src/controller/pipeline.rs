@@ -13,7 +13,6 @@
 //! being built and writes it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
@@ -21,9 +20,10 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt};
 
 use super::decide::{self, Plan};
+use super::report::{self, Failure, Stop};
 use super::{Context, Error, FINALIZER, build, deployment, events, inputs, notify, status};
 use crate::api::{GitOpsApplication, GitOpsApplicationStatus};
-use crate::conditions::{self, READY, RECONCILING, Reason, STALLED};
+use crate::conditions::{self, Reason, STALLED};
 use crate::deploy::plan::Owner;
 
 #[tracing::instrument(skip_all, fields(application = %app.name_any(), namespace = app.namespace().unwrap_or_default()))]
@@ -52,7 +52,7 @@ pub(super) fn now() -> Time {
     Time(jiff::Timestamp::now())
 }
 
-/// The running status of one reconcile, written at the end of each path.
+/// The running status of one reconcile, written at the end of each path ([`Run::report`]).
 pub(super) struct Run<'a> {
     pub app: &'a GitOpsApplication,
     pub api: &'a Api<GitOpsApplication>,
@@ -80,13 +80,23 @@ impl Run<'_> {
         if self.app.status.as_ref() != Some(&self.status) { self.write().await } else { Ok(()) }
     }
 
-    /// Ready=False with `reason`; Reconciling cleared.
-    pub async fn fail(&mut self, reason: Reason, message: String, retry: Duration) -> Exit {
-        tracing::info!(application = %self.app.name_any(), %reason, %message, "not ready");
-        self.condition(READY, false, reason, message);
-        conditions::clear(&mut self.status.conditions, RECONCILING);
-        self.write().await?;
-        Ok(Action::requeue(retry))
+    /// Ends the reconcile where `stop` says: the conditions it means (see `report`), one status
+    /// write if anything changed, its Event, and when to look again.
+    pub async fn report(&mut self, context: &Context, stop: Stop) -> Exit {
+        if let Stop::Failed(Failure { reason, message, .. }) = &stop {
+            tracing::info!(application = %self.app.name_any(), %reason, %message, "not ready");
+        }
+        let report = report::report(&mut self.status.conditions, &stop, self.generation, &now());
+        self.write_if_changed().await?;
+        if let Some(event) = report.event {
+            events::publish(context, self.app, event.warning, event.reason, event.message).await;
+        }
+        Ok(report.requeue.map_or_else(Action::await_change, Action::requeue))
+    }
+
+    /// Ready=False with the failure's reason; Reconciling cleared.
+    pub async fn fail(&mut self, context: &Context, failure: Failure) -> Exit {
+        self.report(context, Stop::Failed(failure)).await
     }
 
     pub fn owner(&self) -> Result<Owner, Error> {
@@ -115,8 +125,14 @@ async fn phases(run: &mut Run<'_>, context: &Context) -> Phase<Action> {
     };
     let checked = decide::validate(&run.app.spec, &limits);
     match decide::plan(checked, run.app.spec.suspend, run.status.deployments.last()) {
-        Plan::Stall(message) => Err(stall(run, message).await),
-        Plan::Suspend => Err(suspend(run).await),
+        Plan::Stall(message) => {
+            run.status.observed_generation = run.generation;
+            Err(run.report(context, Stop::Stalled(message)).await)
+        }
+        Plan::Suspend => {
+            run.status.observed_generation = run.generation;
+            Err(run.report(context, Stop::Suspended).await)
+        }
         Plan::CarryOn(checked, record) => {
             conditions::clear(&mut run.status.conditions, STALLED);
             Err(deployment::carry_on(run, context, &checked, *record).await)
@@ -126,31 +142,14 @@ async fn phases(run: &mut Run<'_>, context: &Context) -> Phase<Action> {
             conditions::clear(&mut run.status.conditions, STALLED);
             run.status.observed_generation = run.generation;
             let work = inputs::source_and_trigger(run, context, &checked).await?;
-            let planned = match build::render_and_plan(run, context, &work, &checked).await {
+            let planned = match build::render_and_plan(run, context, &work, &checked).await? {
                 Ok(planned) => planned,
-                Err(exit) => return Err(deployment::abandon(run, exit).await),
+                Err(failure) => return Err(deployment::abandon(run, context, failure).await),
             };
             let started = deployment::start(run, context, &work).await.map_err(Err)?;
             Err(deployment::carry_out(run, context, &checked, &work, started, planned).await)
         }
     }
-}
-
-/// A spec that can never work stalls until it changes (no hot loop).
-async fn stall(run: &mut Run<'_>, message: String) -> Exit {
-    run.status.observed_generation = run.generation;
-    run.condition(STALLED, true, Reason::InvalidSpec, message.clone());
-    run.fail(Reason::InvalidSpec, message, Duration::ZERO).await?;
-    Ok(Action::await_change())
-}
-
-/// A suspended application waits for its spec to change.
-async fn suspend(run: &mut Run<'_>) -> Exit {
-    conditions::clear(&mut run.status.conditions, STALLED);
-    run.status.observed_generation = run.generation;
-    run.condition(READY, false, Reason::Suspended, "Deployments are suspended (spec.suspend is true)");
-    run.write().await?;
-    Ok(Action::await_change())
 }
 
 /// Deletion: with `prune: true`, delete every object the application created.
