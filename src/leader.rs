@@ -249,6 +249,9 @@ impl Leadership {
                 State::Lost => return,
                 State::Leader { until: Some(until) } => {
                     if must_step_down(Instant::now(), until) {
+                        // Said here too: the election task may not get to say it before the
+                        // process exits on this.
+                        tracing::error!("could not renew the leader lease in time: stepping down");
                         return;
                     }
                     tokio::select! {
