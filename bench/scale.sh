@@ -15,6 +15,9 @@
 #   5. storm: pushes a second commit (the Deployment's env changes, so every Deployment rolls
 #      out), calls the webhook once, and times until every application is Ready at the new
 #      commit; counts the fetches made meanwhile (the target is exactly 1),
+#   the API server's request counters (apiserver_request_total) are read before and after the
+#   first sync and the storm, and the requests in between printed per application by verb and
+#   resource (the operator's own and the control plane's, side by side),
 #   6. floor (FLOOR=1, the default): stops the operator and, in a second namespace, applies the
 #      same APPS × 3 objects with one `kubectl apply --server-side` and times until every
 #      Deployment is available: what the control plane itself needs for this much work,
