@@ -94,7 +94,11 @@ pub fn report(conditions: &mut Vec<Condition>, stop: &Stop, generation: Option<i
         Stop::Failed(failure) => {
             set(conditions, READY, false, failure.reason, &failure.message);
             conditions::clear(conditions, RECONCILING);
-            let event = failure.event.then(|| warning(failure.reason.as_str(), &failure.message));
+            let event = failure.event.then(|| Event {
+                warning: true,
+                reason: failure.reason.as_str(),
+                message: failure.message.clone(),
+            });
             (Some(failure.retry), event)
         }
         Stop::Deferred { message, wait, newly } => {
@@ -119,10 +123,6 @@ pub fn report(conditions: &mut Vec<Condition>, stop: &Stop, generation: Option<i
         }
     };
     Report { requeue, event }
-}
-
-fn warning(reason: &'static str, message: &str) -> Event {
-    Event { warning: true, reason, message: message.to_owned() }
 }
 
 #[cfg(test)]
@@ -383,10 +383,17 @@ mod tests {
             reached.extend(conditions.iter().map(|c| c.reason.clone()));
         }
         // The other kinds' reasons are set by their own controllers (tested there).
-        let other_kinds =
-            [Reason::Ready, Reason::TargetNotFound, Reason::Valid, Reason::Delivered, Reason::DeliveryFailed];
-        let other_kinds: BTreeSet<&str> =
-            other_kinds.iter().chain(&[Reason::ConfigurationError]).map(|r| r.as_str()).collect();
+        let other_kinds: BTreeSet<&str> = [
+            Reason::Ready,
+            Reason::TargetNotFound,
+            Reason::Valid,
+            Reason::Delivered,
+            Reason::DeliveryFailed,
+            Reason::ConfigurationError,
+        ]
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
         let missing: Vec<&str> = Reason::ALL
             .iter()
             .map(|r| r.as_str())
