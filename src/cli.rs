@@ -110,6 +110,8 @@ struct RunArgs {
     /// Most Kubernetes objects one application's manifests may hold (items of a List count each).
     #[arg(long, env = "TUGBOAT_RENDER_MAX_OBJECTS", default_value_t = tugboat::render::Budget::DEFAULT.max_objects)]
     render_max_objects: usize,
+    #[command(flatten)]
+    build: BuildFlags,
     /// Log format.
     #[arg(long, env = "TUGBOAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -129,10 +131,74 @@ struct RunArgs {
     leader_election_lease_name: String,
 }
 
+/// How Kustomize overlays and Helm charts are built (`run` and `render`).
+#[derive(clap::Args, Debug)]
+struct BuildFlags {
+    /// The kustomize binary (a path, or a name looked up on PATH); the image ships a pinned one.
+    #[arg(long, env = "TUGBOAT_KUSTOMIZE_BIN", default_value = "kustomize")]
+    kustomize_bin: PathBuf,
+    /// The helm binary (a path, or a name looked up on PATH); the image ships a pinned one.
+    #[arg(long, env = "TUGBOAT_HELM_BIN", default_value = "helm")]
+    helm_bin: PathBuf,
+    /// Longest one `kustomize build` or `helm template` may run; then it is killed (with every
+    /// process it started) and the build fails.
+    #[arg(long, env = "TUGBOAT_RENDER_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    render_timeout: Duration,
+    /// Memory one build tool may allocate (its data segment, e.g. `256Mi`); a chart or
+    /// kustomization that needs more fails alone, the operator keeps running. 0: no limit.
+    #[arg(long, env = "TUGBOAT_BUILD_MAX_MEMORY", value_name = "SIZE", default_value = "256Mi", value_parser = parse_byte_size)]
+    build_max_memory: u64,
+    /// Let kustomizations name remote bases (`https://…`, `github.com/org/repo//dir?ref=…`),
+    /// which kustomize then clones itself. Off by default: a base is then only ever a directory
+    /// of the application's own repository.
+    #[arg(long, env = "TUGBOAT_ALLOW_REMOTE_BASES")]
+    allow_remote_bases: bool,
+}
+
+impl BuildFlags {
+    /// `max_output`: the render budget's bytes (what the tool may print).
+    fn settings(&self, work_dir: PathBuf, max_output: u64) -> tugboat::build::Settings {
+        let tool = |name, program: &PathBuf, flag| tugboat::build::Tool {
+            name,
+            program: program.clone(),
+            flag,
+            timeout: self.render_timeout,
+            max_output,
+            max_memory: self.build_max_memory,
+        };
+        tugboat::build::Settings {
+            kustomize: tool("kustomize", &self.kustomize_bin, "--kustomize-bin"),
+            helm: tool("helm", &self.helm_bin, "--helm-bin"),
+            allow_remote_bases: self.allow_remote_bases,
+            work_dir,
+            cache_bytes: 64 << 20,
+        }
+    }
+}
+
 #[derive(clap::Args, Debug)]
 struct RenderArgs {
-    /// Directory (read recursively, sorted) or file of YAML/JSON manifests.
+    /// Directory (read recursively, sorted) or file of YAML/JSON manifests, a Kustomize
+    /// overlay (a directory with kustomization.yaml) or a Helm chart (with Chart.yaml). A
+    /// kustomization may reach files of the enclosing Git work tree (its repository), no further.
     path: PathBuf,
+    /// Render as a Helm chart (what `spec.source.helm` does); default: when PATH holds Chart.yaml.
+    #[arg(long)]
+    helm: bool,
+    /// Render as a Kustomize overlay (`spec.source.kustomize`); default: when PATH holds a kustomization.
+    #[arg(long, conflicts_with = "helm")]
+    kustomize: bool,
+    /// A Helm values file (`spec.source.helm.valuesFiles`), relative to PATH; repeat for more.
+    #[arg(long = "helm-values", value_name = "FILE")]
+    helm_values: Vec<String>,
+    /// The Helm release name (`spec.source.helm.releaseName`).
+    #[arg(long, default_value = "release")]
+    release_name: String,
+    /// The target namespace (`.Release.Namespace` of a chart).
+    #[arg(long, default_value = "default")]
+    namespace: String,
+    #[command(flatten)]
+    build: BuildFlags,
     /// A variable, `NAME=value`; repeat for more.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_variable)]
     variables: Vec<(String, String)>,
@@ -203,11 +269,15 @@ fn fail(message: String) -> ExitCode {
 }
 
 fn render(args: RenderArgs) -> ExitCode {
-    let files = match tugboat::render::read_manifests(&args.path) {
-        Ok(files) => files,
-        Err(error) => return fail(error.to_string()),
+    let variables: BTreeMap<String, String> = args.variables.iter().cloned().collect();
+    let files = match build_method(&args) {
+        None => tugboat::render::read_manifests(&args.path).map_err(|e| e.to_string()),
+        Some(method) => build_locally(&args, &method, &variables),
     };
-    let variables: BTreeMap<String, String> = args.variables.into_iter().collect();
+    let files = match files {
+        Ok(files) => files,
+        Err(error) => return fail(error),
+    };
     match tugboat::render::render(&files, &variables, args.strict) {
         Ok(rendered) => {
             print!("{}", tugboat::render::to_yaml_stream(&rendered.objects));
@@ -215,6 +285,57 @@ fn render(args: RenderArgs) -> ExitCode {
         }
         Err(error) => fail(error.to_string()),
     }
+}
+
+/// `--helm`, `--kustomize`, else what the directory holds (as the operator decides).
+fn build_method(args: &RenderArgs) -> Option<tugboat::build::Method> {
+    let helm = tugboat::api::HelmBuild {
+        release_name: Some(args.release_name.clone()),
+        values: None,
+        values_files: args.helm_values.clone(),
+        include_crds: true,
+    };
+    let names: Vec<String> = std::fs::read_dir(&args.path)
+        .map(|dir| dir.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    let spec = tugboat::api::GitSource {
+        repo_url: String::new(),
+        reference: Default::default(),
+        path: None,
+        secret_ref: None,
+        kustomize: args.kustomize.then(Default::default),
+        helm: (args.helm || !args.helm_values.is_empty()).then(|| helm.clone()),
+    };
+    match tugboat::build::Method::of(&spec, names.iter().map(String::as_str))? {
+        tugboat::build::Method::Helm(_) => Some(tugboat::build::Method::Helm(helm)),
+        method => Some(method),
+    }
+}
+
+/// Builds PATH as the operator builds it from a commit, on the files of its Git work tree.
+fn build_locally(
+    args: &RenderArgs,
+    method: &tugboat::build::Method,
+    variables: &BTreeMap<String, String>,
+) -> Result<Vec<tugboat::render::ManifestFile>, String> {
+    let limit = tugboat::render::Budget::DEFAULT.max_bytes;
+    let (files, path) = tugboat::build::local::read(&args.path, limit).map_err(|e| e.to_string())?;
+    let builder = tugboat::build::Builder::new(args.build.settings(std::env::temp_dir().join("tugboat-builds"), limit));
+    let capabilities = tugboat::build::Capabilities::default();
+    let request = tugboat::build::Request {
+        url: "local",
+        sha: "",
+        path: &path,
+        method,
+        release: &args.release_name,
+        namespace: &args.namespace,
+        variables,
+        strict: args.strict,
+        capabilities: &capabilities,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let built = runtime.block_on(builder.build(&request, &files)).map_err(|e| e.to_string())?;
+    Ok(built.files.clone())
 }
 
 fn run(args: RunArgs) -> ExitCode {
@@ -238,6 +359,7 @@ fn run(args: RunArgs) -> ExitCode {
         apply_as_operator,
         render_max_bytes,
         render_max_objects,
+        build,
         log_format,
         leader_election,
         leader_election_namespace,
@@ -261,6 +383,7 @@ fn run(args: RunArgs) -> ExitCode {
         default_windows: default_change_windows.into_iter().map(|w| w.0).collect(),
         default_service_account: (!apply_as_operator).then_some(default_service_account),
         render_budget: tugboat::render::Budget { max_bytes: render_max_bytes, max_objects: render_max_objects.max(1) },
+        build: build.settings(std::env::temp_dir().join("tugboat-builds"), render_max_bytes),
     };
     let operator_namespace = leader_election_namespace
         .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|ns| !ns.is_empty()))

@@ -42,6 +42,11 @@ reasons! {
     InvalidSpec,
     SecretNotFound,
     RenderFailed,
+    /// `kustomize build` or `helm template` failed, or refused content that reaches outside
+    /// the repository.
+    BuildFailed,
+    /// The kustomize or helm binary cannot be run: the operator's flags or image are wrong.
+    BuildToolMissing,
     /// The manifests render to more bytes or objects than the render budget allows.
     RenderBudgetExceeded,
     /// A variable set by a trigger call reaches an object's apiVersion, kind, name or namespace.

@@ -6,6 +6,7 @@
 pub const FIELD_MANAGER: &str = "tugboat";
 
 pub mod api;
+pub mod build;
 pub mod byte_size;
 pub mod conditions;
 pub mod controller;

@@ -89,6 +89,7 @@ fn default_health_timeout() -> DurationString {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!self.repoURL.startsWith('file://') || !has(self.secretRef)").message("secretRef is not used with file:// repositories"))]
+#[x_kube(validation = Rule::new("!(has(self.kustomize) && has(self.helm))").message("set at most one of kustomize and helm"))]
 pub struct GitSource {
     /// Repository URL: `https://`, `http://`, `ssh://`, `git@host:path`, or `file://` (only when
     /// the operator runs with `--allow-file-sources`).
@@ -103,7 +104,8 @@ pub struct GitSource {
     #[serde(rename = "ref")]
     pub reference: GitRef,
 
-    /// Directory (read recursively, files sorted) or single file of YAML/JSON manifests. Default: the repository root.
+    /// Directory of YAML/JSON manifests (read recursively, files sorted), single manifest file,
+    /// Kustomize overlay or Helm chart. Default: the repository root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     #[x_kube(validation = Rule::new("!self.matches('(^|/)[.][.](/|$)')").message("path must stay inside the repository (no '..')"))]
@@ -113,6 +115,57 @@ pub struct GitSource {
     /// `bearerToken`, or `identity` (SSH private key) + `known_hosts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
+
+    /// Build `path` with Kustomize (`kustomize build`), even without a kustomization file
+    /// name tugboat recognises. Default: Kustomize when `path` holds `kustomization.yaml`,
+    /// `kustomization.yml` or `Kustomization`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kustomize: Option<KustomizeBuild>,
+
+    /// Render `path` as a Helm chart (`helm template`). Default: Helm when `path` holds
+    /// `Chart.yaml` (and no kustomization).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm: Option<HelmBuild>,
+}
+
+/// Kustomize options. None yet: the presence of the field forces a Kustomize build.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct KustomizeBuild {}
+
+/// How a Helm chart is rendered (`helm template` semantics; hooks: see the reference).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmBuild {
+    /// The release name the chart sees as `.Release.Name`. Default: the application's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 53), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub release_name: Option<String>,
+
+    /// Values merged over the chart's `values.yaml` and `valuesFiles` (these win). String
+    /// values may hold `${VAR}` placeholders, filled before the chart is rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub values: Option<serde_json::Value>,
+
+    /// Values files, relative to `path` and inside the repository, merged in order over the
+    /// chart's `values.yaml`; `${VAR}` placeholders in them are filled first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.all(f, !f.startsWith('/') && !f.matches('(^|/)[.][.](/|$)'))").message("values files must be relative and stay inside the repository (no '..')"))]
+    pub values_files: Vec<String>,
+
+    /// Render the chart's `crds/` directory too. Default: true.
+    #[serde(default = "default_true")]
+    pub include_crds: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true })
 }
 
 /// Exactly one of branch, tag, commit or semver.

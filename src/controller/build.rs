@@ -1,8 +1,12 @@
-//! Building what a deployment applies: the revision's files, rendered with the variables in
-//! force, then planned (labelled, ordered). Pure apart from reading the files: a bad manifest
-//! fails here and nothing is applied.
+//! Building what a deployment applies: the revision's files (or what Kustomize or Helm build
+//! from them), rendered with the variables in force, then planned (labelled, ordered). Pure
+//! apart from reading the files and running the build tools: a bad manifest fails here and
+//! nothing is applied.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use tracing::Instrument;
 
 use super::Context;
 use super::decide::Validated;
@@ -10,9 +14,11 @@ use super::inputs::Work;
 use super::pipeline::{Phase, Run};
 use super::report::Failure;
 use crate::api::GitOpsApplicationStatus;
+use crate::build::{self, BuildError, Method};
 use crate::conditions::Reason;
 use crate::deploy::plan;
 use crate::render;
+use crate::source::SourceError;
 
 /// Render and plan (pure): a bad manifest fails here and applies nothing. The failure is
 /// reported by the caller, which also ends a deployment recorded as started.
@@ -24,16 +30,16 @@ pub(super) async fn render_and_plan(
 ) -> Phase<Result<Vec<plan::PlannedObject>, Failure>> {
     let (app, revision, interval) = (run.app, &work.revision, checked.interval);
     run.status.last_attempted_revision = Some(revision.name.clone());
-    let path = app.spec.source.path.as_deref().unwrap_or("");
-    let files = match context.git.read_files(&work.source, revision, path).await {
-        Ok(files) => with_repository_paths(path, files),
-        Err(error) => return Ok(Err(Failure::source(&error, interval))),
+    let manifests = match manifests(run, context, work).await {
+        Ok(manifests) => manifests,
+        Err(error) => return Ok(Err(error.failure(&revision.name, interval))),
     };
+    let files = &manifests.files;
     let render_span = tracing::info_span!("render", revision = %revision.name, files = files.len());
     let strict = app.spec.strict_variables;
     let budget = context.settings.render_budget;
     let rendered = match render_span
-        .in_scope(|| render_with_overrides(&files, &work.variables, &run.status, strict, budget))
+        .in_scope(|| render_with_overrides(&manifests, &work.variables, &run.status, strict, budget))
     {
         Ok(Checked::Rendered(rendered, variable_names)) => {
             run.status.variable_names = variable_names;
@@ -62,6 +68,117 @@ pub(super) async fn render_and_plan(
     }))
 }
 
+/// What rendering starts from: the files at the path, or what Kustomize or Helm built.
+struct Manifests {
+    files: Vec<render::ManifestFile>,
+    /// Variables that only Helm values reference (a call may set them too).
+    value_variables: BTreeSet<String>,
+    /// Those of them that reach an identity field through the chart's templates.
+    value_identity: BTreeMap<String, String>,
+}
+
+/// Why the manifests could not be had.
+enum ManifestsError {
+    Source(SourceError),
+    Build(BuildError),
+}
+
+impl ManifestsError {
+    fn failure(self, revision: &str, retry: std::time::Duration) -> Failure {
+        match self {
+            ManifestsError::Source(error) => Failure::source(&error, retry),
+            ManifestsError::Build(error) => Failure::build(&error, revision, retry),
+        }
+    }
+}
+
+/// The revision's manifests. A Kustomize or Helm build whose output is cached (same revision,
+/// path and inputs) reads nothing and starts no process.
+async fn manifests(run: &Run<'_>, context: &Context, work: &Work) -> Result<Manifests, ManifestsError> {
+    let source = &run.app.spec.source;
+    let path = source.path.as_deref().unwrap_or("");
+    let (url, sha) = (work.source.url.as_str(), work.revision.sha.as_str());
+    let known = Method::of(source, std::iter::empty()).or_else(|| context.builder.detected(url, sha, path));
+    let method = match known {
+        Some(method) => method,
+        None => {
+            let files =
+                context.git.read_files(&work.source, &work.revision, path).await.map_err(ManifestsError::Source)?;
+            // Only names directly in a directory count (not a single file the path names).
+            let top_level =
+                files.iter().map(|f| f.path.as_str()).filter(|name| !name.contains('/') && !path.ends_with(*name));
+            let Some(method) = Method::of(source, top_level) else {
+                let files = with_repository_paths(path, files);
+                return Ok(Manifests { files, value_variables: BTreeSet::new(), value_identity: BTreeMap::new() });
+            };
+            context.builder.remember(url, sha, path, method.clone());
+            method
+        }
+    };
+    let capabilities = match method {
+        Method::Helm(_) => context.capabilities().await,
+        Method::Kustomize => Default::default(),
+    };
+    let owner =
+        run.owner().unwrap_or_else(|_| crate::deploy::plan::Owner { namespace: String::new(), name: String::new() });
+    let namespace = run.app.spec.target_namespace.clone().unwrap_or(owner.namespace);
+    let release = match &method {
+        Method::Helm(helm) => helm.release_name.clone().unwrap_or(owner.name),
+        Method::Kustomize => owner.name,
+    };
+    let request = build::Request {
+        url,
+        sha,
+        path,
+        method: &method,
+        release: &release,
+        namespace: &namespace,
+        variables: &work.variables,
+        strict: run.app.spec.strict_variables,
+        capabilities: &capabilities,
+    };
+    let mut repository = None;
+    let built = cached_or_built(context, work, &request, &mut repository).await?;
+    // A call's value for a variable the Helm values use could choose names through the
+    // chart's templates: found by building once with markers (cached like any build).
+    let set_by_calls = run.status.variables.keys().any(|name| built.value_variables.contains(name));
+    let value_identity = if set_by_calls {
+        let markers: BTreeMap<String, String> =
+            built.value_variables.iter().map(|name| (name.clone(), format!("\u{E000}{name}\u{E001}"))).collect();
+        let marked = cached_or_built(
+            context,
+            work,
+            &build::Request { variables: &markers, strict: false, ..request },
+            &mut repository,
+        )
+        .await?;
+        render::identity_variables_of(&marked.files, &built.value_variables, context.settings.render_budget)
+            .map_err(|e| ManifestsError::Build(BuildError::Values(e.to_string())))?
+    } else {
+        BTreeMap::new()
+    };
+    Ok(Manifests { files: built.files.clone(), value_variables: built.value_variables.clone(), value_identity })
+}
+
+/// The cached output of `request`, else a build (reading the repository once per reconcile).
+async fn cached_or_built(
+    context: &Context,
+    work: &Work,
+    request: &build::Request<'_>,
+    repository: &mut Option<Vec<crate::source::RepoFile>>,
+) -> Result<Arc<build::Built>, ManifestsError> {
+    if let Some(built) = context.builder.cached(request) {
+        return Ok(built);
+    }
+    if repository.is_none() {
+        let files = context.git.read_repository(&work.source, &work.revision).await.map_err(ManifestsError::Source)?;
+        *repository = Some(files);
+    }
+    let files = repository.as_deref().unwrap_or_default();
+    let span = tracing::info_span!("build", tool = request.method.tool(), revision = %work.revision.name);
+    context.builder.build(request, files).instrument(span).await.map_err(ManifestsError::Build)
+}
+
 /// Names files by their path in the repository, so messages point where users look.
 fn with_repository_paths(path: &str, mut files: Vec<render::ManifestFile>) -> Vec<render::ManifestFile> {
     let base = path.trim_matches('/');
@@ -87,14 +204,17 @@ enum Checked {
 /// Also returns the variable names a call may set: placeholders and workload env vars, but
 /// never a variable that reaches an identity field (`render::IDENTITY_FIELDS`).
 fn render_with_overrides(
-    files: &[render::ManifestFile],
+    manifests: &Manifests,
     variables: &BTreeMap<String, String>,
     status: &GitOpsApplicationStatus,
     strict: bool,
     budget: render::Budget,
 ) -> Result<Checked, render::RenderError> {
+    let files = &manifests.files;
     let mut names = render::placeholders(files)?;
-    let identity = render::identity_variables_of(files, &names, budget)?;
+    let mut identity = render::identity_variables_of(files, &names, budget)?;
+    names.extend(manifests.value_variables.iter().cloned());
+    identity.extend(manifests.value_identity.clone());
     if let Some((variable, place)) = status.variables.keys().find_map(|name| identity.get_key_value(name)) {
         return Ok(Checked::CallSetsIdentity { variable: variable.clone(), place: place.clone() });
     }

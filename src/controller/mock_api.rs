@@ -274,6 +274,7 @@ fn context(client: Client, dir: &std::path::Path) -> Arc<Context> {
         // As the operator itself: an impersonating client is a new connection the mock cannot see.
         default_service_account: None,
         render_budget: crate::render::Budget::DEFAULT,
+        build: crate::build::Settings::default(),
     };
     let git = crate::source::GitCache::new(
         dir.join("cache"),

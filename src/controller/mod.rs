@@ -63,6 +63,8 @@ pub struct Settings {
     /// How much one application's manifests may render to (`--render-max-bytes`,
     /// `--render-max-objects`); over it the application stalls and nothing is applied.
     pub render_budget: crate::render::Budget,
+    /// How Kustomize overlays and Helm charts are built (`--kustomize-bin`, `--helm-bin`, …).
+    pub build: crate::build::Settings,
 }
 
 impl Settings {
@@ -89,6 +91,10 @@ pub struct Context {
     known_deployments: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The last status written per application (a reconcile never acts on an older copy).
     written: status::LastWritten,
+    /// Kustomize and Helm builds, and their output.
+    pub builder: crate::build::Builder,
+    /// The cluster's version and APIs, for Helm's `.Capabilities` (read when a chart first needs them).
+    capabilities: tokio::sync::Mutex<Option<(std::time::Instant, Arc<crate::build::Capabilities>)>>,
     /// Fetching, rendering and applying at once: `--concurrency`.
     work_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -97,7 +103,38 @@ pub struct Context {
 /// or two), so they need no slot, and a storm of rollouts does not delay new deployments.
 const RECONCILES_PER_SLOT: u16 = 8;
 
+/// How long the cluster's version and API list are reused for Helm's `.Capabilities`.
+const CAPABILITIES_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl Context {
+    /// The cluster's version and APIs (for Helm charts), read at most every ten minutes.
+    /// Unreadable: Helm's defaults, and a retry next time.
+    pub(crate) async fn capabilities(&self) -> Arc<crate::build::Capabilities> {
+        let mut cached = self.capabilities.lock().await;
+        if let Some((_, capabilities)) = cached.as_ref().filter(|(at, _)| at.elapsed() < CAPABILITIES_TTL) {
+            return capabilities.clone();
+        }
+        let read = async {
+            let version = self.client.apiserver_version().await?.git_version;
+            let mut api_versions = self.client.list_core_api_versions().await?.versions;
+            for group in self.client.list_api_groups().await?.groups {
+                api_versions.extend(group.versions.into_iter().map(|v| v.group_version));
+            }
+            Ok::<_, kube::Error>(crate::build::Capabilities { kube_version: version, api_versions })
+        };
+        match read.await {
+            Ok(capabilities) => {
+                let capabilities = Arc::new(capabilities);
+                *cached = Some((std::time::Instant::now(), capabilities.clone()));
+                capabilities
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the cluster's version and APIs for Helm's .Capabilities");
+                Arc::default()
+            }
+        }
+    }
+
     pub fn new(
         client: Client,
         config: kube::Config,
@@ -107,6 +144,7 @@ impl Context {
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         let work_slots = Arc::new(tokio::sync::Semaphore::new(usize::from(settings.concurrency.max(1))));
+        let builder = crate::build::Builder::new(settings.build.clone());
         let reporter = Reporter { controller: "tugboat".into(), instance: std::env::var("POD_NAME").ok() };
         Self {
             deployer: Deployer::new(client.clone(), config),
@@ -116,6 +154,8 @@ impl Context {
             settings,
             outgoing,
             metrics,
+            builder,
+            capabilities: Default::default(),
             known_deployments: Default::default(),
             written: Default::default(),
             work_slots,

@@ -39,18 +39,39 @@ pub struct Failure {
     /// Also published as a warning Event (failures of the revision's content, which the
     /// application's owner must fix, are; transient ones are not, so they do not flood).
     pub event: bool,
+    /// Also Stalled: the operator is set up wrong (a build tool is missing), so retrying soon
+    /// cannot help; the message says which flag to fix.
+    pub stalls: bool,
 }
 
 impl Failure {
     /// A failure retried after `retry`, or soon when it `transient`ly may pass by itself.
     pub fn new(reason: Reason, message: impl Into<String>, transient: bool, retry: Duration) -> Self {
         let retry = if transient { TRANSIENT_RETRY } else { retry };
-        Failure { reason, message: message.into(), retry, event: false }
+        Failure { reason, message: message.into(), retry, event: false, stalls: false }
     }
 
     /// A failure of the revision's content (render, plan, variables): also an Event.
     pub fn of_content(reason: Reason, message: impl Into<String>, retry: Duration) -> Self {
         Failure { event: true, ..Failure::new(reason, message, false, retry) }
+    }
+
+    /// A failure of the operator's setup: Stalled too, and an Event.
+    pub fn of_setup(reason: Reason, message: impl Into<String>, retry: Duration) -> Self {
+        Failure { stalls: true, ..Failure::of_content(reason, message, retry) }
+    }
+
+    /// A Kustomize or Helm build that failed: the content's fault (an Event), a missing tool
+    /// the operator's (Stalled), a local I/O error perhaps passing (retried soon).
+    pub fn build(error: &crate::build::BuildError, revision: &str, retry: Duration) -> Self {
+        use crate::build::BuildError;
+        match error {
+            BuildError::ToolMissing { .. } => Failure::of_setup(Reason::BuildToolMissing, error.to_string(), retry),
+            BuildError::Io { .. } => {
+                Failure::new(Reason::BuildFailed, format!("revision {revision}: {error}"), true, retry)
+            }
+            _ => Failure::of_content(Reason::BuildFailed, format!("revision {revision}: {error}"), retry),
+        }
     }
 
     pub fn source(error: &crate::source::SourceError, retry: Duration) -> Self {
@@ -93,6 +114,9 @@ pub fn report(conditions: &mut Vec<Condition>, stop: &Stop, generation: Option<i
         }
         Stop::Failed(failure) => {
             set(conditions, READY, false, failure.reason, &failure.message);
+            if failure.stalls {
+                set(conditions, STALLED, true, failure.reason, &failure.message);
+            }
             conditions::clear(conditions, RECONCILING);
             let event = failure.event.then(|| Event {
                 warning: true,
@@ -130,6 +154,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::build::BuildError;
     use crate::controller::decide::{Ending, conclude};
     use crate::deploy::DeployError;
     use crate::source::SourceError;
@@ -155,7 +180,7 @@ mod tests {
     }
 
     fn failure(reason: Reason, message: &str, retry: Duration) -> Stop {
-        Stop::Failed(Failure { reason, message: message.into(), retry, event: false })
+        Stop::Failed(Failure { reason, message: message.into(), retry, event: false, stalls: false })
     }
 
     #[test]
@@ -166,6 +191,9 @@ mod tests {
         };
         let event = |warning, reason, message: &str| Some(Event { warning, reason, message: message.into() });
         let stalled = "Reconciling=True Deploying: Deploying";
+        let missing_tool = BuildError::ToolMissing { tool: "helm", program: "/x/helm".into(), flag: "--helm-bin" };
+        let build_failed =
+            BuildError::Failed { tool: "helm", message: "parse error at (shop/templates/a.yaml:7)".into() };
         // case, stop, conditions after, requeue, event
         type Row = (&'static str, Stop, Vec<&'static str>, Option<Duration>, Option<Event>);
         let table: Vec<Row> = vec![
@@ -279,6 +307,34 @@ mod tests {
                 Some(INTERVAL),
                 event(true, "DeploymentFailed", "revision main@sha1:abc: gate g answered 403; nothing was applied"),
             ),
+            (
+                "a build tool is missing: the operator's setup, so Stalled says which flag",
+                Stop::Failed(Failure::build(&missing_tool, REV, INTERVAL)),
+                vec![
+                    "Ready=False BuildToolMissing: the helm binary \"/x/helm\" cannot be run: set --helm-bin, or use the tugboat image, which ships it",
+                    "Stalled=True BuildToolMissing: the helm binary \"/x/helm\" cannot be run: set --helm-bin, or use the tugboat image, which ships it",
+                ],
+                Some(INTERVAL),
+                event(
+                    true,
+                    "BuildToolMissing",
+                    "the helm binary \"/x/helm\" cannot be run: set --helm-bin, or use the tugboat image, which ships it",
+                ),
+            ),
+            (
+                "a build fails: the content's fault, an Event with the tool's message",
+                Stop::Failed(Failure::build(&build_failed, REV, INTERVAL)),
+                vec![
+                    "Ready=False BuildFailed: revision main@sha1:abc: helm failed: parse error at (shop/templates/a.yaml:7)",
+                    "Stalled=True InvalidSpec: old",
+                ],
+                Some(INTERVAL),
+                event(
+                    true,
+                    "BuildFailed",
+                    "revision main@sha1:abc: helm failed: parse error at (shop/templates/a.yaml:7)",
+                ),
+            ),
         ];
         for (case, stop, conditions, requeue, event) in table {
             let (shown, report) = after(&stop);
@@ -352,6 +408,18 @@ mod tests {
         }));
         stops.extend(content.map(|reason| Stop::Failed(Failure::of_content(reason, "bad", INTERVAL))));
         stops.extend(inputs.map(|reason| Stop::Failed(Failure::new(reason, "missing", false, INTERVAL))));
+        let builds = [
+            BuildError::Failed { tool: "helm", message: "parse error at (shop/templates/a.yaml:7)".into() },
+            BuildError::Refused {
+                message: "kustomization.yaml: resources: \"../..\" leads outside the repository".into(),
+            },
+            BuildError::Values("spec.source.helm.values: bad".into()),
+            BuildError::Timeout { tool: "helm", seconds: 60 },
+            BuildError::OutputTooLarge { tool: "helm", limit: 1 },
+            BuildError::ToolMissing { tool: "helm", program: "helm".into(), flag: "--helm-bin" },
+            BuildError::Io { what: "write".into(), message: "disk full".into() },
+        ];
+        stops.extend(builds.iter().map(|error| Stop::Failed(Failure::build(error, REV, INTERVAL))));
         stops
     }
 

@@ -118,6 +118,24 @@ pub fn placeholders(files: &[ManifestFile]) -> Result<BTreeSet<String>, RenderEr
     Ok(names)
 }
 
+/// Parses one YAML document that is data, not a Kubernetes object (Helm values, a
+/// kustomization), with `${VAR}` filled by the same structure-safe rules as [`render`]. An
+/// empty file gives `None`; more than one document is an error naming the second.
+pub fn parse_data(
+    file: &ManifestFile,
+    vars: &BTreeMap<String, String>,
+    strict: bool,
+) -> Result<Option<Value>, RenderError> {
+    let mut left = budget::Remaining::new(Budget::DEFAULT);
+    let mut documents = yaml::parse_documents(file, vars, strict, &mut left)?.into_iter();
+    let first = documents.next().map(|document| document.value);
+    if let Some(second) = documents.next() {
+        let at = Location { file: file.path.clone(), document: second.number, line: second.line };
+        return Err(RenderError::Invalid { at, message: "expected a single YAML document".to_owned() });
+    }
+    Ok(first)
+}
+
 /// The fields that say what an object is and where it goes. Values from a trigger call never
 /// set them (a call may change how an application runs, never which objects it writes).
 pub const IDENTITY_FIELDS: [&str; 4] = ["apiVersion", "kind", "metadata.name", "metadata.namespace"];

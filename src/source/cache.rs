@@ -13,6 +13,7 @@ use super::git::Runner;
 use super::guard::Route;
 use super::refs::{self, Range};
 use super::store::Store;
+use super::tree::RepoFile;
 use super::url::{self, RepoUrl};
 use super::{CacheOptions, GitReference, Revision, SourceError, SourceSpec, tree};
 use crate::keyed_lock::KeyedLocks;
@@ -203,6 +204,16 @@ impl GitCache {
         self.ensure(spec, revision).await?;
         let limit = self.inner.options.max_read_bytes;
         tree::read(&self.inner.runner, &repo, &revision.sha, &root, &revision.name, limit).await
+    }
+
+    /// Every regular file of the revision's commit (symbolic links and submodules left out),
+    /// within the read limit: what Kustomize and Helm builds write to disk to run on.
+    pub async fn read_repository(&self, spec: &SourceSpec, revision: &Revision) -> Result<Vec<RepoFile>, SourceError> {
+        let repo = self.repo_dir(&self.url(spec)?);
+        let _use = self.inner.usage.enter(&repo);
+        self.ensure(spec, revision).await?;
+        let limit = self.inner.options.max_read_bytes;
+        tree::read_all(&self.inner.runner, &repo, &revision.sha, &revision.name, limit).await
     }
 
     /// The newest revision of this spec already in the cache, without any network access: lets

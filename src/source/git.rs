@@ -231,7 +231,7 @@ fn set_env_config(cmd: &mut Command, key: &str, value: &str) {
 }
 
 /// Kills every process left in git's group; `kill` avoids unsafe code for `killpg`.
-async fn kill_process_group(pid: u32) {
+pub(crate) async fn kill_process_group(pid: u32) {
     let mut kill = Command::new("kill");
     kill.arg("-KILL").arg("--").arg(format!("-{pid}"));
     kill.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);

@@ -32,6 +32,10 @@ pub fn fuzz_url(text: &str) {
     let _ = url::redact_text(text);
 }
 pub use error::SourceError;
+pub(crate) use error::shorten;
+pub(crate) use git::kill_process_group;
+pub use tree::RepoFile;
+pub(crate) use tree::normalize_path;
 
 /// What to deploy from a repository: exactly one kind of reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -90,7 +90,9 @@ pub(crate) fn pick(entries: &[Entry], root: &str) -> Result<Option<Vec<Pick>>, S
         found = true;
         let lossy = String::from_utf8_lossy(relative);
         let hidden = lossy.split('/').any(|segment| segment.starts_with('.'));
-        if !readable(entry) || hidden || !is_manifest_name(&lossy) {
+        // `Kustomization` (no extension) is read so that the build can recognise the directory.
+        let manifest = is_manifest_name(&lossy) || lossy == "Kustomization";
+        if !readable(entry) || hidden || !manifest {
             continue;
         }
         let full = String::from_utf8_lossy(&entry.path).into_owned();
@@ -153,6 +155,57 @@ pub(crate) async fn read(
             Err(_) => Err(SourceError::NotUtf8 { path: pick.full, revision: revision.to_owned() }),
         })
         .collect()
+}
+
+/// One regular file of a commit, for tools that need the repository on disk (Kustomize, Helm).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoFile {
+    /// Path in the repository, `/` separated.
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Every regular file of `sha`, at most `limit` bytes in total. Symbolic links (which could
+/// point anywhere on the machine once written out) and submodules are left out, so a tree
+/// written from these files holds nothing that leads outside it.
+pub(crate) async fn read_all(
+    runner: &Runner,
+    repo: &Path,
+    sha: &str,
+    revision: &str,
+    limit: u64,
+) -> Result<Vec<RepoFile>, SourceError> {
+    let local = |stderr: &[u8]| SourceError::Git { message: super::error::shorten(&String::from_utf8_lossy(stderr)) };
+    let mut cmd = runner.command(Some(repo));
+    cmd.args(["ls-tree", "-r", "-l", "-z", sha]);
+    let listing = runner.run(cmd, None, "the local cache").await?;
+    if !listing.status.success() {
+        return Err(local(&listing.stderr));
+    }
+    let mut picks = Vec::new();
+    for entry in parse_ls_tree(&listing.stdout)? {
+        if entry.kind != "blob" || entry.mode == "120000" {
+            continue;
+        }
+        let Ok(path) = String::from_utf8(entry.path) else { continue };
+        picks.push((path, entry.sha, entry.size));
+    }
+    let total: u64 = picks.iter().map(|(_, _, size)| size).sum();
+    if total > limit {
+        return Err(SourceError::TooLarge { path: String::new(), revision: revision.to_owned(), limit });
+    }
+    if picks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let request: String = picks.iter().map(|(_, sha, _)| format!("{sha}\n")).collect();
+    let mut cmd = runner.command(Some(repo));
+    cmd.args(["cat-file", "--batch"]);
+    let output = runner.run(cmd, Some(request.into_bytes()), "the local cache").await?;
+    if !output.status.success() {
+        return Err(local(&output.stderr));
+    }
+    let blobs = parse_batch(&output.stdout, picks.len())?;
+    Ok(picks.into_iter().zip(blobs).map(|((path, _, _), blob)| RepoFile { path, bytes: blob.to_vec() }).collect())
 }
 
 /// Splits `cat-file --batch` output (`<id> blob <size>\n<bytes>\n` per object) into contents.

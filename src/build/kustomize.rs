@@ -1,0 +1,249 @@
+//! Kustomize builds: which files a kustomization may reach, checked before `kustomize build`
+//! runs, and how it runs.
+//!
+//! `kustomize build` with its default load restrictor (`LoadRestrictionsRootOnly`) reads files
+//! only inside the kustomization's own directory, but a base or component is a directory of
+//! its own and may sit anywhere on the machine: `resources: [../../../other-tenant/app]` would
+//! build another tenant's files. So every path a kustomization names is resolved here first,
+//! and the build is refused when one leaves the repository or names a remote base (unless the
+//! operator allows those). Plugins stay off: tugboat never passes `--enable-alpha-plugins`,
+//! `--enable-exec` or `--enable-helm`, so exec and KRM-function plugins and Helm inflation are
+//! refused by kustomize itself.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::Value;
+
+use super::BuildError;
+use crate::render::{ManifestFile, parse_data};
+use crate::source::RepoFile;
+
+/// File names kustomize looks for in a directory, in its order.
+pub const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Fields that name other kustomizations (directories) or remote bases.
+const DIRECTORY_FIELDS: [&str; 6] = ["resources", "bases", "components", "generators", "transformers", "validators"];
+/// Fields that are lists of file paths.
+const FILE_LIST_FIELDS: [&str; 3] = ["crds", "configurations", "patchesStrategicMerge"];
+/// Fields that are lists of objects with a `path`.
+const PATH_OBJECT_FIELDS: [&str; 3] = ["patches", "patchesJson6902", "replacements"];
+
+/// The arguments of `kustomize build` for the kustomization at `dir` (a path on disk).
+pub fn args(dir: &str) -> Vec<String> {
+    ["build", dir, "--load-restrictor", "LoadRestrictionsRootOnly"].map(str::to_owned).to_vec()
+}
+
+/// Checks the kustomization at `root` (a directory of the repository, "" for its root) and
+/// every kustomization it reaches: each path must stay inside the repository; remote bases
+/// are refused unless `allow_remote`, and returned (for the egress check) when allowed.
+pub fn confine(files: &[RepoFile], root: &str, allow_remote: bool) -> Result<Vec<String>, BuildError> {
+    let index = Index::new(files);
+    let mut remote = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut pending = vec![root.to_owned()];
+    if index.kustomization(root).is_none() {
+        let at = if root.is_empty() { "the repository root".to_owned() } else { root.to_owned() };
+        return Err(BuildError::Refused {
+            message: format!("{at} holds no kustomization.yaml, kustomization.yml or Kustomization"),
+        });
+    }
+    while let Some(dir) = pending.pop() {
+        if !seen.insert(dir.clone()) {
+            continue;
+        }
+        let Some((file, text)) = index.kustomization(&dir) else { continue };
+        let manifest = ManifestFile { path: file.clone(), content: text.to_owned() };
+        // Placeholders are not filled here (Flux substitutes after the build, so do we).
+        let parsed = parse_data(&manifest, &Default::default(), false)
+            .map_err(|e| BuildError::Failed { tool: "kustomize", message: e.to_string() })?;
+        let Some(Value::Object(fields)) = parsed else { continue };
+        for (field, reference) in references(&fields) {
+            let place = || format!("{file}: {field}: {reference:?}");
+            if is_remote(&reference) {
+                if !allow_remote {
+                    return Err(BuildError::Refused {
+                        message: format!(
+                            "{}: remote bases are not allowed (the operator's --allow-remote-bases)",
+                            place()
+                        ),
+                    });
+                }
+                remote.push(reference);
+                continue;
+            }
+            let Some(target) = resolve(&dir, &reference) else {
+                return Err(BuildError::Refused { message: format!("{} leads outside the repository", place()) });
+            };
+            if DIRECTORY_FIELDS.contains(&field.as_str()) && index.is_dir(&target) {
+                pending.push(target);
+            }
+        }
+    }
+    Ok(remote)
+}
+
+/// Every (field, path) a kustomization names; inline patches and generator configs (text with
+/// a newline) are not paths.
+fn references(fields: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut add = |field: &str, value: &Value| {
+        if let Some(text) = value.as_str().filter(|t| !t.contains('\n')) {
+            found.push((field.to_owned(), text.to_owned()));
+        }
+    };
+    let list = |name: &str| fields.get(name).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    for field in DIRECTORY_FIELDS.iter().chain(&FILE_LIST_FIELDS) {
+        list(field).iter().for_each(|item| add(field, item));
+    }
+    for field in PATH_OBJECT_FIELDS {
+        list(field).iter().filter_map(|item| item.get("path")).for_each(|path| add(field, path));
+    }
+    if let Some(path) = fields.get("openapi").and_then(|o| o.get("path")) {
+        add("openapi", path);
+    }
+    for field in ["configMapGenerator", "secretGenerator"] {
+        for generator in list(field) {
+            let entries = ["files", "envs"].into_iter().filter_map(|key| generator.get(key)?.as_array()).flatten();
+            for entry in entries.chain(generator.get("env")) {
+                // `files` entries may be `key=path`.
+                let path = entry.as_str().map(|e| e.split_once('=').map_or(e, |(_, path)| path));
+                if let Some(path) = path {
+                    add(field, &Value::String(path.to_owned()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A remote base as kustomize understands them: a URL, `git@host:…`, `git::…`, or
+/// `host.tld/org/repo//dir?ref=…`.
+fn is_remote(reference: &str) -> bool {
+    let first = reference.split('/').next().unwrap_or_default();
+    reference.contains("://")
+        || reference.starts_with("git@")
+        || reference.starts_with("git::")
+        || (reference.contains("//") || reference.contains("?ref=")) && first.contains('.') && !first.starts_with('.')
+}
+
+/// `reference` relative to `dir`, lexically (the checkout has no symbolic links); `None` when
+/// it is absolute or climbs above the repository's root.
+fn resolve(dir: &str, reference: &str) -> Option<String> {
+    if reference.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for segment in reference.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            name => parts.push(name),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// The repository's files by path, and its directories.
+struct Index<'a> {
+    files: HashMap<&'a str, &'a [u8]>,
+    dirs: BTreeSet<&'a str>,
+}
+
+impl<'a> Index<'a> {
+    fn new(files: &'a [RepoFile]) -> Self {
+        let mut dirs = BTreeSet::from([""]);
+        for file in files {
+            let mut path = file.path.as_str();
+            while let Some((parent, _)) = path.rsplit_once('/') {
+                dirs.insert(parent);
+                path = parent;
+            }
+        }
+        Index { files: files.iter().map(|f| (f.path.as_str(), f.bytes.as_slice())).collect(), dirs }
+    }
+
+    fn is_dir(&self, path: &str) -> bool {
+        self.dirs.contains(path)
+    }
+
+    /// The kustomization file of `dir` and its text (a file that is not UTF-8 is kustomize's to report).
+    fn kustomization(&self, dir: &str) -> Option<(String, &'a str)> {
+        KUSTOMIZATION_FILES.iter().find_map(|name| {
+            let path = if dir.is_empty() { (*name).to_owned() } else { format!("{dir}/{name}") };
+            let text = std::str::from_utf8(self.files.get(path.as_str())?).ok()?;
+            Some((path, text))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(files: &[(&str, &str)]) -> Vec<RepoFile> {
+        files.iter().map(|(path, text)| RepoFile { path: (*path).into(), bytes: text.as_bytes().to_vec() }).collect()
+    }
+
+    #[test]
+    fn overlays_may_reach_bases_and_components_inside_the_repository() {
+        let files = repo(&[
+            ("base/kustomization.yaml", "resources: [web.yaml]\n"),
+            ("base/web.yaml", "kind: x\n"),
+            ("components/mon/kustomization.yaml", "kind: Component\n"),
+            (
+                "overlays/prod/kustomization.yaml",
+                "resources: [../../base]\ncomponents: [../../components/mon]\npatches:\n  - path: p.yaml\nconfigMapGenerator:\n  - name: s\n    files: [k=conf.txt]\n",
+            ),
+        ]);
+        assert_eq!(confine(&files, "overlays/prod", false).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_way_out_of_the_repository_is_refused() {
+        for (field, kustomization) in [
+            ("resources", "resources: [../../../../etc]\n"),
+            ("resources", "resources: [/etc]\n"),
+            ("components", "components: [../../x/../../..]\n"),
+            ("configMapGenerator", "configMapGenerator:\n  - name: s\n    files: [../../../../etc/hostname]\n"),
+            (
+                "secretGenerator",
+                "secretGenerator:\n  - name: s\n    envs: [/var/run/secrets/kubernetes.io/serviceaccount/token]\n",
+            ),
+            ("patches", "patches:\n  - path: ../../../p.yaml\n"),
+        ] {
+            let files = repo(&[("app/kustomization.yaml", kustomization)]);
+            let error = confine(&files, "app", false).unwrap_err().to_string();
+            assert!(error.contains("leads outside the repository") && error.contains(field), "{field}: {error}");
+        }
+        // Reached through a base: the base's own references are checked too.
+        let files = repo(&[
+            ("app/kustomization.yaml", "resources: [../base]\n"),
+            ("base/kustomization.yaml", "resources: [../../outside]\n"),
+        ]);
+        let error = confine(&files, "app", false).unwrap_err().to_string();
+        assert!(error.starts_with("base/kustomization.yaml: resources"), "{error}");
+    }
+
+    #[test]
+    fn remote_bases_are_refused_unless_allowed() {
+        for remote in [
+            "https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v1.0.6",
+            "github.com/org/repo//deploy?ref=main",
+            "git@github.com:org/repo.git",
+            "ssh://git@host/org/repo.git",
+        ] {
+            let files = repo(&[("kustomization.yaml", &format!("resources: [\"{remote}\"]\n"))]);
+            let error = confine(&files, "", false).unwrap_err().to_string();
+            assert!(error.contains("remote bases are not allowed"), "{remote}: {error}");
+            assert_eq!(confine(&files, "", true).unwrap(), [remote]);
+        }
+    }
+
+    #[test]
+    fn a_path_without_kustomization_is_named() {
+        let error = confine(&repo(&[("app/a.yaml", "")]), "app", false).unwrap_err().to_string();
+        assert_eq!(error, "app holds no kustomization.yaml, kustomization.yml or Kustomization");
+    }
+}
