@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the test control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok) and the chart tools (helm, kubeconform) from
-# their Go modules, once per pinned version, into the user's cache directory.
+# kube-scheduler, kubectl, kwok), the chart tools (helm, kubeconform) and
+# kustomize from their Go modules, once per pinned version, into the user's
+# cache directory. testenv/image.sh puts this helm and kustomize in the image.
 #
 #   testenv/build.sh            build what is missing, print the bin directory
 #
@@ -23,13 +24,24 @@ kube_version="$(grep -Eo "k8s.io/kubernetes v[0-9.]+" "$here/kube/go.mod" | head
 kube_minor="$(echo "$kube_version" | cut -d. -f2)"
 kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$kube_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$kube_minor -X k8s.io/client-go/pkg/version.gitVersion=$kube_version"
 
+# helm version -> the ldflags of helm's release builds: `helm version` names the tag, and
+# `helm template`/`helm lint` default to the Kubernetes minor of helm's client-go (v0.N -> 1.N).
+# The Dockerfile's tools stage sets the same.
+helm_version="$(grep -Eo "helm.sh/helm/v3 v[0-9.]+" "$here/helm/go.mod" | head -1 | cut -d" " -f2)"
+helm_kube_minor="$(grep -Eo "k8s.io/client-go v[0-9.]+" "$here/helm/go.mod" | head -1 | cut -d" " -f2 | cut -d. -f2)"
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$helm_kube_minor"
+done
+
 # set name | packages to build | ldflags
 sets=(
   "etcd|go.etcd.io/etcd/server/v3|-s -w"
   "kube|k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy|$kube_ldflags"
   "kwok|sigs.k8s.io/kwok/cmd/kwok|-s -w"
-  "helm|helm.sh/helm/v3/cmd/helm|-s -w"
+  "helm|helm.sh/helm/v3/cmd/helm|$helm_ldflags"
   "kubeconform|github.com/yannh/kubeconform/cmd/kubeconform|-s -w"
+  "kustomize|sigs.k8s.io/kustomize/kustomize/v5|-s -w"
 )
 
 # Heartbeat so a long cold build never looks hung.

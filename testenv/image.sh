@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the operator's container image from the repository's Dockerfile with buildah (no
-# daemon, no registry), the way users build it with `--build-arg BINARY=prebuilt`: the release
-# binary of `cargo build --release` on the runtime stage users get. The Debian base cannot be
+# daemon, no registry), the way users build it with `--build-arg BINARY=prebuilt --build-arg
+# TOOLS=prebuilt-tools`: the release binary of `cargo build --release` and the helm and
+# kustomize of testenv/build.sh on the runtime stage users get. The Debian base cannot be
 # pulled here, so it is made once with mmdebstrap (BASE). The image is cached by the hash of
-# its inputs (Dockerfile, binary, base), as an OCI archive next to the control-plane binaries.
+# its inputs (Dockerfile, binaries, base), as an OCI archive next to the control-plane binaries.
 #
 #   testenv/image.sh [STATE_DIR]   prints the image reference (localhost/tugboat:KEY); with a
 #                                  running real node in STATE_DIR, imports it into its containerd
@@ -42,15 +43,22 @@ fi
 log "building the release binary (cargo build --release)"
 (cd "$root" && cargo build --release --locked --quiet --bin tugboat)
 
-# 3. The image, cached by its inputs.
-key="$( (cat "$root/Dockerfile" "$root/.dockerignore"; sha256sum "$root/target/release/tugboat"; echo "$base") | sha256sum | cut -c1-16)"
+# 3. helm and kustomize, the ones the tests use (TOOLS=prebuilt-tools takes them from here).
+tools="$root/target/image-tools"
+bin="$("$here/build.sh" helm kustomize)"
+mkdir -p "$tools"
+cp -f "$bin/helm" "$bin/kustomize" "$tools/"
+
+# 4. The image, cached by its inputs.
+key="$( (cat "$root/Dockerfile" "$root/.dockerignore"; sha256sum "$root/target/release/tugboat" "$tools/helm" "$tools/kustomize"; echo "$base") | sha256sum | cut -c1-16)"
 image="localhost/tugboat:$key"
 archive="$cache/images/tugboat-$key.oci.tar"
 if [[ ! -f "$archive" ]]; then
-  log "building $image from the Dockerfile (buildah, BINARY=prebuilt)"
+  log "building $image from the Dockerfile (buildah, BINARY=prebuilt, TOOLS=prebuilt-tools)"
   start=$(date +%s)
   buildah bud --quiet --isolation chroot --pull=false --layers=false \
-    --build-arg BASE="$base" --build-arg BINARY=prebuilt -t "$image" "$root" >/dev/null
+    --build-arg BASE="$base" --build-arg BINARY=prebuilt \
+    --build-arg TOOLS=prebuilt-tools -t "$image" "$root" >/dev/null
   rm -f "$cache"/images/tugboat-*.oci.tar
   buildah push --quiet "$image" "oci-archive:$archive.tmp:$image"
   mv "$archive.tmp" "$archive"
@@ -61,7 +69,7 @@ if [[ ! -f "$archive" ]]; then
   log "built $image in $(($(date +%s) - start))s ($(du -m "$archive" | cut -f1) MiB)"
 fi
 
-# 4. Into the real node's containerd, when one runs.
+# 5. Into the real node's containerd, when one runs.
 sock="$state/node/containerd/containerd.sock"
 if [[ -n "$state" && -S "$sock" ]]; then
   if ! ctr --address "$sock" -n k8s.io images ls -q | grep -qx "$image"; then
