@@ -320,7 +320,8 @@ fn build_locally(
 ) -> Result<Vec<tugboat::render::ManifestFile>, String> {
     let limit = tugboat::render::Budget::DEFAULT.max_bytes;
     let (files, path) = tugboat::build::local::read(&args.path, limit).map_err(|e| e.to_string())?;
-    let builder = tugboat::build::Builder::new(args.build.settings(std::env::temp_dir().join("tugboat-builds"), limit));
+    let settings = args.build.settings(std::env::temp_dir().join("tugboat-builds"), limit);
+    let builder = tugboat::build::Builder::new(settings, std::sync::Arc::default());
     let capabilities = tugboat::build::Capabilities::default();
     let request = tugboat::build::Request {
         url: "local",

@@ -27,6 +27,12 @@ struct ResultLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    tool: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TriggerLabels {
     provider: String,
     code: String,
@@ -41,6 +47,8 @@ pub struct Metrics {
     deployments: Family<ResultLabel, Counter>,
     triggers: Family<TriggerLabels, Counter>,
     deliveries: Family<ResultLabel, Counter>,
+    builds: Family<BuildLabels, Counter>,
+    build_duration: Family<BuildLabels, Histogram, fn() -> Histogram>,
     queued_triggers: Gauge,
     deferred_triggers: Gauge,
     applications: OnceLock<Store<GitOpsApplication>>,
@@ -87,6 +95,20 @@ impl Metrics {
         );
         let deliveries = Family::<ResultLabel, Counter>::default();
         registry.register("deliveries", "Outgoing webhook delivery attempts by result", deliveries.clone());
+        let builds = Family::<BuildLabels, Counter>::default();
+        registry.register(
+            "builds",
+            "Runs of kustomize and helm by tool and result (succeeded | failed); cached output starts none",
+            builds.clone(),
+        );
+        let build_duration =
+            Family::<BuildLabels, Histogram, fn() -> Histogram>::new_with_constructor(duration_histogram);
+        registry.register_with_unit(
+            "build_duration",
+            "Time one kustomize build or helm template took, by tool and result",
+            prometheus_client::registry::Unit::Seconds,
+            build_duration.clone(),
+        );
         let queued_triggers = Gauge::default();
         registry.register(
             "queued_triggers",
@@ -116,6 +138,8 @@ impl Metrics {
             deployments,
             triggers,
             deliveries,
+            builds,
+            build_duration,
             queued_triggers,
             deferred_triggers,
             applications: OnceLock::new(),
@@ -150,6 +174,14 @@ impl Metrics {
     /// Counts one outgoing webhook delivery attempt by its result.
     pub fn delivery(&self, result: crate::api::DeliveryResult) {
         self.deliveries.get_or_create(&ResultLabel { result: result.as_str().to_owned() }).inc();
+    }
+
+    /// Counts one run of a build tool (`kustomize`, `helm`) and its duration.
+    pub fn build_finished(&self, tool: &str, succeeded: bool, elapsed: Duration) {
+        let result = if succeeded { "succeeded" } else { "failed" };
+        let labels = BuildLabels { tool: tool.to_owned(), result: result.to_owned() };
+        self.builds.get_or_create(&labels).inc();
+        self.build_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
     }
 
     /// Lets the queue gauges read the application cache (called once by the controller).

@@ -166,11 +166,11 @@ pub struct Builder {
     detected: Mutex<lru::LruCache<cache::Key, Method>>,
     /// One build of the same inputs at a time: the others take its output.
     locks: KeyedLocks<cache::Key>,
-    runs: std::sync::atomic::AtomicU64,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Builder {
-    pub fn new(settings: Settings) -> Self {
+    pub fn new(settings: Settings, metrics: Arc<crate::metrics::Metrics>) -> Self {
         let outputs = Mutex::new(cache::Outputs::new(settings.cache_bytes));
         let entries = std::num::NonZeroUsize::new(4096).unwrap_or(std::num::NonZeroUsize::MIN);
         Builder {
@@ -179,17 +179,12 @@ impl Builder {
             value_variables: Mutex::new(lru::LruCache::new(entries)),
             detected: Mutex::new(lru::LruCache::new(entries)),
             locks: KeyedLocks::default(),
-            runs: Default::default(),
+            metrics,
         }
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
-    }
-
-    /// How many times a tool was started (tests and benchmarks: a no-change reconcile starts none).
-    pub fn runs(&self) -> u64 {
-        self.runs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The method the files at `path` of commit `sha` showed before ([`Builder::remember`]).
@@ -267,9 +262,9 @@ impl Builder {
                 (&self.settings.helm, helm::args(&chart, &dir, &written, request.capabilities))
             }
         };
-        self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let started = std::time::Instant::now();
         let output = process::run(tool, &args, &checkout.repo(), &checkout.home()).await;
+        self.metrics.build_finished(tool.name, output.is_ok(), started.elapsed());
         tracing::debug!(
             tool = tool.name,
             elapsed_ms = started.elapsed().as_millis() as u64,

@@ -144,7 +144,7 @@ impl Context {
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         let work_slots = Arc::new(tokio::sync::Semaphore::new(usize::from(settings.concurrency.max(1))));
-        let builder = crate::build::Builder::new(settings.build.clone());
+        let builder = crate::build::Builder::new(settings.build.clone(), metrics.clone());
         let reporter = Reporter { controller: "tugboat".into(), instance: std::env::var("POD_NAME").ok() };
         Self {
             deployer: Deployer::new(client.clone(), config),

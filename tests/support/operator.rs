@@ -68,6 +68,11 @@ impl Operator {
             // refuses unless allowed.
             .arg("--git-egress-allow")
             .arg("127.0.0.0/8")
+            // The pinned build tools of the test environment (the image ships the same versions).
+            .arg("--kustomize-bin")
+            .arg(super::cluster::testenv_bin("kustomize"))
+            .arg("--helm-bin")
+            .arg(super::cluster::testenv_bin("helm"))
             .args(extra)
             .env("POD_NAME", name)
             // TUGBOAT_TEST_OPERATOR_LOG overrides the filter when a failing test needs more.
