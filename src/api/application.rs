@@ -151,12 +151,12 @@ pub struct HelmBuild {
     /// Values files, relative to `path` and inside the repository, merged in order over the
     /// chart's `values.yaml`; `${VAR}` placeholders in them are filled first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 1024)))]
     #[x_kube(validation = Rule::new("self.all(f, !f.startsWith('/') && !f.matches('(^|/)[.][.](/|$)'))").message("values files must be relative and stay inside the repository (no '..')"))]
     pub values_files: Vec<String>,
 
     /// Render the chart's `crds/` directory too. Default: true.
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", rename = "includeCRDs")]
     pub include_crds: bool,
 }
 
