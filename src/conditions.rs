@@ -38,6 +38,10 @@ reasons! {
     AwaitingGates,
     /// Reconciling: applied; the changed and restarted workloads are rolling out.
     RollingOut,
+    /// Reconciling: a chart's pre- or post-deployment hooks (Helm hooks) are running.
+    RunningHooks,
+    /// A Helm hook's Job failed (a pre hook: nothing else was applied).
+    HookFailed,
     Suspended,
     InvalidSpec,
     SecretNotFound,

@@ -423,6 +423,17 @@ pub struct DeploymentRecord {
     /// The revision that was live when the deployment started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_revision: Option<String>,
+    /// The chart's `pre-install`/`pre-upgrade` hooks of this deployment completed: what is
+    /// applied again after a restart skips them.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pre_hooks_done: bool,
+    /// The chart has `post-install`/`post-upgrade` hooks still to run once the rest rolled out.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub post_hooks_pending: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// The steps of a deployment that take time. A deployment found `Applying` at the start of a
@@ -437,6 +448,12 @@ pub enum DeploymentPhase {
     RollingOut,
     /// Rolled out; `AfterDeployment` hooks were asked.
     AwaitingAfterGates,
+    /// The chart's `pre-install`/`pre-upgrade` hooks are applied; nothing else is applied
+    /// until their Jobs complete.
+    RunningPreHooks,
+    /// Rolled out; the chart's `post-install`/`post-upgrade` hooks are applied and their Jobs
+    /// are awaited.
+    RunningPostHooks,
 }
 
 /// How a deployment ended (or that it has not yet).

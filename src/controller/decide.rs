@@ -188,6 +188,9 @@ pub enum Ending {
     Unhealthy(String),
     /// Applied and rolled out, but an AfterDeployment gate refused.
     AfterGateRefused(String),
+    /// A Helm hook failed: a pre hook before anything else was applied, a post hook after
+    /// the rest rolled out.
+    HookFailed(crate::deploy::hooks::Stage, String),
     /// Applied, rolled out, and every AfterDeployment gate passed.
     Succeeded,
 }
@@ -231,6 +234,18 @@ pub fn conclude(revision: &str, summary: Option<&str>, ending: &Ending, interval
             retry: interval,
             healthy: Some(rolled_out()),
         },
+        Ending::HookFailed(crate::deploy::hooks::Stage::Pre, why) => failed(
+            Reason::HookFailed,
+            format!("revision {revision}: a pre-deployment hook failed: {why}; nothing else was applied"),
+            interval,
+        ),
+        Ending::HookFailed(crate::deploy::hooks::Stage::Post, why) => Conclusion {
+            ok: false,
+            reason: Reason::HookFailed,
+            message: format!("{summary}, but a post-deployment hook failed: {why}"),
+            retry: interval,
+            healthy: Some(rolled_out()),
+        },
         Ending::Succeeded => Conclusion {
             ok: true,
             reason: Reason::Succeeded,
@@ -246,13 +261,16 @@ fn rolled_out() -> (bool, Reason, String) {
 }
 
 /// What an apply did, in one sentence: recorded when it happened, reported when it finishes.
-pub fn applied_summary(revision: &str, outcome: &Outcome) -> String {
+pub fn applied_summary(revision: &str, outcome: &Outcome, skipped_hooks: &[String]) -> String {
     let mut summary = format!("Applied revision {revision}");
     if !outcome.pruned.is_empty() {
         summary.push_str(&format!("; pruned {}", outcome.pruned.join(", ")));
     }
     if !outcome.paused.is_empty() {
         summary.push_str(&format!("; paused, so not restarted: {}", outcome.paused.join(", ")));
+    }
+    if !skipped_hooks.is_empty() {
+        summary.push_str(&format!("; Helm hooks not run: {}", skipped_hooks.join(", ")));
     }
     summary
 }
@@ -270,7 +288,7 @@ mod tests {
             paused: vec!["Deployment/held".into()],
             ..Outcome::default()
         };
-        applied_summary(REV, &outcome)
+        applied_summary(REV, &outcome, &["Pod/smoke-test".into()])
     }
 
     #[test]
@@ -278,7 +296,7 @@ mod tests {
         let summary = summary();
         assert_eq!(
             summary,
-            "Applied revision main@sha1:abc; pruned ConfigMap/old; paused, so not restarted: Deployment/held"
+            "Applied revision main@sha1:abc; pruned ConfigMap/old; paused, so not restarted: Deployment/held; Helm hooks not run: Pod/smoke-test"
         );
         // case, how it ended, Ready, reason, message, Healthy
         type Row = (&'static str, Ending, bool, Reason, String, Option<bool>);
@@ -290,6 +308,24 @@ mod tests {
                 false,
                 Reason::GateFailed,
                 format!("{summary}, but gate g answered 500"),
+                Some(true),
+            ),
+            (
+                "a pre-deployment hook failed: nothing else applied",
+                Ending::HookFailed(crate::deploy::hooks::Stage::Pre, "Job/migrate: backoff limit".into()),
+                false,
+                Reason::HookFailed,
+                format!(
+                    "revision {REV}: a pre-deployment hook failed: Job/migrate: backoff limit; nothing else was applied"
+                ),
+                None,
+            ),
+            (
+                "a post-deployment hook failed, after the rollout",
+                Ending::HookFailed(crate::deploy::hooks::Stage::Post, "Job/notify: failed".into()),
+                false,
+                Reason::HookFailed,
+                format!("{summary}, but a post-deployment hook failed: Job/notify: failed"),
                 Some(true),
             ),
             (

@@ -2,8 +2,11 @@
 //! no reconcile waits on the outside world:
 //!
 //! ```text
-//! start ─▶ AwaitingGates? ─▶ Applying ─▶ RollingOut? ─▶ AwaitingAfterGates? ─▶ finish
+//! start ─▶ AwaitingGates? ─▶ RunningPreHooks? ─▶ Applying ─▶ RollingOut?
+//!       ─▶ RunningPostHooks? ─▶ AwaitingAfterGates? ─▶ finish
 //! ```
+//!
+//! (`*Hooks`: a Helm chart's hooks, see `hooks`.)
 //!
 //! A phase that waits writes what it waits for (`awaiting`, `deadline`) and requeues; the next
 //! reconcile ([`carry_on`]) looks again: woken by the gate hook's controller, by the
@@ -22,6 +25,7 @@ use super::report::{Failure, Stop};
 use super::{Context, Error, build, events, notify};
 use crate::api::{DeploymentPhase, DeploymentRecord, DeploymentResult, EventData, HookGate, InventoryEntry};
 use crate::conditions::{RECONCILING, Reason};
+use crate::deploy::hooks;
 use crate::deploy::plan::PlannedObject;
 use crate::deploy::{DeployRequest, RestartSelection};
 
@@ -29,7 +33,7 @@ use crate::deploy::{DeployRequest, RestartSelection};
 const KEEP_DEPLOYMENTS: usize = 10;
 /// A rollout is read again this often even without a watch event (a missed event must not
 /// make it wait out its whole health timeout).
-const ROLLOUT_RECHECK: Duration = Duration::from_secs(5);
+pub(super) const ROLLOUT_RECHECK: Duration = Duration::from_secs(5);
 /// Gates are looked at again this often even when their hook's controller did not wake us.
 const GATE_RECHECK: Duration = Duration::from_secs(10);
 /// How long an asked hook may take to show the delivery in its status before the gate counts
@@ -67,6 +71,8 @@ pub(super) fn new_record(
         awaiting: gates,
         phase: Some(phase),
         previous_revision,
+        pre_hooks_done: false,
+        post_hooks_pending: false,
     }
 }
 
@@ -164,6 +170,8 @@ pub(super) async fn carry_on(
         },
         DeploymentPhase::Applying => reapply(run, context, checked, &record).await,
         DeploymentPhase::RollingOut => rollout(run, context, checked).await,
+        DeploymentPhase::RunningPreHooks => super::hooks::progress(run, context, checked, hooks::Stage::Pre).await,
+        DeploymentPhase::RunningPostHooks => super::hooks::progress(run, context, checked, hooks::Stage::Post).await,
         DeploymentPhase::AwaitingAfterGates => match gates(run, context, &record, HookGate::AfterDeployment).await? {
             Progress::Waiting(what) => {
                 wait(run, context, Reason::AwaitingGates, format!("Waiting for {what}"), GATE_RECHECK).await
@@ -176,7 +184,12 @@ pub(super) async fn carry_on(
 
 /// Applies a started deployment from what it recorded: its gates passed, or the process
 /// that started it stopped while applying. A build that fails now ends the deployment.
-async fn reapply(run: &mut Run<'_>, context: &Context, checked: &Validated, record: &DeploymentRecord) -> Exit {
+pub(super) async fn reapply(
+    run: &mut Run<'_>,
+    context: &Context,
+    checked: &Validated,
+    record: &DeploymentRecord,
+) -> Exit {
     let _slot = context.work_slot().await;
     let work = match inputs::recorded_work(run, context, checked, record).await {
         Ok(work) => work,
@@ -203,11 +216,16 @@ async fn apply(
     let owner = run.owner()?;
     let id = recorded(run).id.clone();
     let default_namespace = app.spec.target_namespace.clone().unwrap_or_else(|| owner.namespace.clone());
+    let chart = hooks::split(objects, super::hooks::is_install(recorded(run)));
+    if !chart.pre.is_empty() && !recorded(run).pre_hooks_done {
+        return super::hooks::run(run, context, checked, hooks::Stage::Pre, chart.pre).await;
+    }
+    recorded(run).post_hooks_pending = !chart.post.is_empty();
     let request = DeployRequest {
         owner: &owner,
         default_namespace: &default_namespace,
         service_account: context.settings.acting_account(app),
-        objects,
+        objects: chart.main,
         previous_inventory: &run.status.inventory,
         prune: app.spec.prune,
         restart: work
@@ -232,7 +250,7 @@ async fn apply(
     run.status.last_applied_source = Some(inputs::source_digest(app));
     let record = recorded(run);
     record.restarted = outcome.restarted.clone();
-    record.message = Some(decide::applied_summary(&work.revision.name, &outcome));
+    record.message = Some(decide::applied_summary(&work.revision.name, &outcome, &chart.skipped));
     if outcome.rolling_out.is_empty() {
         return after_rollout(run, context, checked).await;
     }
@@ -273,8 +291,12 @@ async fn rollout(run: &mut Run<'_>, context: &Context, checked: &Validated) -> E
     }
 }
 
-/// Rolled out: the AfterDeployment gates are asked, or the deployment succeeded.
-async fn after_rollout(run: &mut Run<'_>, context: &Context, checked: &Validated) -> Exit {
+/// Rolled out: the chart's post hooks run, then the AfterDeployment gates are asked, or the
+/// deployment succeeded.
+pub(super) async fn after_rollout(run: &mut Run<'_>, context: &Context, checked: &Validated) -> Exit {
+    if recorded(run).post_hooks_pending {
+        return super::hooks::run_post(run, context, checked).await;
+    }
     let hooks = context.outgoing.gate_hooks(run.app, HookGate::AfterDeployment);
     if hooks.is_empty() {
         return finish(run, context, checked, Ending::Succeeded).await;
@@ -327,12 +349,18 @@ async fn gates(
 }
 
 /// Waits in the current phase: Reconciling says for what (written only when it changed).
-async fn wait(run: &mut Run<'_>, context: &Context, reason: Reason, message: String, recheck: Duration) -> Exit {
+pub(super) async fn wait(
+    run: &mut Run<'_>,
+    context: &Context,
+    reason: Reason,
+    message: String,
+    recheck: Duration,
+) -> Exit {
     run.report(context, Stop::Waiting { reason, message, recheck }).await
 }
 
 /// Reports how the deployment ended: status (one write), Event, metrics, outgoing event.
-async fn finish(run: &mut Run<'_>, context: &Context, checked: &Validated, ending: Ending) -> Exit {
+pub(super) async fn finish(run: &mut Run<'_>, context: &Context, checked: &Validated, ending: Ending) -> Exit {
     let app = run.app;
     let record = recorded(run).clone();
     let applied = !matches!(ending, Ending::GateRefused(_) | Ending::ApplyFailed(_));
@@ -365,7 +393,7 @@ fn event_of(run: &Run<'_>, record: &DeploymentRecord) -> EventData {
 
 /// The deployment being carried out. Every caller comes after `start` or found an unfinished
 /// record, so there is one; an empty list gets a placeholder rather than a panic.
-fn recorded<'r>(run: &'r mut Run<'_>) -> &'r mut DeploymentRecord {
+pub(super) fn recorded<'r>(run: &'r mut Run<'_>) -> &'r mut DeploymentRecord {
     if run.status.deployments.is_empty() {
         run.status.deployments.push(DeploymentRecord {
             id: "unknown".into(),
@@ -380,6 +408,8 @@ fn recorded<'r>(run: &'r mut Run<'_>) -> &'r mut DeploymentRecord {
             awaiting: Vec::new(),
             deadline: None,
             previous_revision: None,
+            pre_hooks_done: false,
+            post_hooks_pending: false,
         });
     }
     let last = run.status.deployments.len() - 1;
@@ -401,13 +431,13 @@ pub(super) fn push_deployment(status: &mut crate::api::GitOpsApplicationStatus, 
     status.deployments.drain(..excess);
 }
 
-fn after(wait: Duration) -> Time {
+pub(super) fn after(wait: Duration) -> Time {
     let span = jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::from_secs(3600));
     Time(jiff::Timestamp::now().checked_add(span).unwrap_or_else(|_| jiff::Timestamp::now()))
 }
 
 /// Time left until `deadline` (zero once it passed).
-fn until(deadline: &Time) -> Duration {
+pub(super) fn until(deadline: &Time) -> Duration {
     let seconds = jiff::Timestamp::now().duration_until(deadline.0).as_secs_f64().max(0.0);
     Duration::from_secs_f64(seconds)
 }

@@ -7,6 +7,7 @@ mod decide;
 mod deployment;
 mod error;
 mod events;
+mod hooks;
 mod inputs;
 #[cfg(test)]
 mod mock_api;

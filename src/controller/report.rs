@@ -432,10 +432,12 @@ mod tests {
             Stop::Deferred { message: "held".into(), wait: INTERVAL, newly: true },
             Stop::Waiting { reason: Reason::AwaitingGates, message: "gates".into(), recheck: INTERVAL },
             Stop::Waiting { reason: Reason::RollingOut, message: "web".into(), recheck: INTERVAL },
+            Stop::Waiting { reason: Reason::RunningHooks, message: "Job/migrate".into(), recheck: INTERVAL },
             // What `deployment::start` sets while it applies, before any stop.
             Stop::Waiting { reason: Reason::Deploying, message: "Deploying".into(), recheck: INTERVAL },
         ]);
-        for ending in [Ending::Succeeded, Ending::Unhealthy("x".into()), Ending::GateRefused("x".into())] {
+        let hook_failed = Ending::HookFailed(crate::deploy::hooks::Stage::Pre, "x".into());
+        for ending in [Ending::Succeeded, Ending::Unhealthy("x".into()), Ending::GateRefused("x".into()), hook_failed] {
             stops.push(Stop::Finished { conclusion: conclude(REV, None, &ending, INTERVAL), more_waiting: false });
         }
         let mut reached = BTreeSet::new();

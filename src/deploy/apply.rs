@@ -312,6 +312,47 @@ impl Deployer {
         Ok(Some(label))
     }
 
+    /// Deletes the hook objects among `entries` (the owner's, provably) whose
+    /// `helm.sh/hook-delete-policy` asks for it now that their Jobs `succeeded` (or failed).
+    pub async fn clean_up_hooks(
+        &self,
+        owner: &Owner,
+        service_account: Option<&str>,
+        entries: &[InventoryEntry],
+        succeeded: bool,
+    ) -> Result<Vec<String>, DeployError> {
+        let client = self.client_for(&owner.namespace, service_account)?;
+        let mut deleted = Vec::new();
+        for entry in entries {
+            let Some((api, live)) = self.live(&client, entry).await? else { continue };
+            let policy = super::hooks::DeletePolicy::of(&live);
+            if (succeeded && policy.on_success || !succeeded && policy.on_failure) && owner.owns(&live) {
+                api.delete(&entry.name, &DeleteParams::background()).await.map_err(|e| DeployError::PruneFailed {
+                    object: format!("{}/{}", entry.kind, entry.name),
+                    message: e.to_string(),
+                })?;
+                deleted.push(format!("{}/{}", entry.kind, entry.name));
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// The live object of `entry` and the API it lives in; `None` when it is gone or its kind is not served.
+    async fn live(
+        &self,
+        client: &Client,
+        entry: &InventoryEntry,
+    ) -> Result<Option<(Api<DynamicObject>, Value)>, DeployError> {
+        let (group, version) = entry.api_version.split_once('/').unwrap_or(("", entry.api_version.as_str()));
+        let gvk = GroupVersionKind::gvk(group, version, &entry.kind);
+        let Some((resource, _)) = self.resolve_kind(&gvk).await.map_err(DeployError::Transport)? else {
+            return Ok(None);
+        };
+        let api = dynamic_api(client, &resource, entry.namespace.as_deref());
+        let live = api.get_opt(&entry.name).await.map_err(DeployError::Transport)?;
+        Ok(live.map(|live| (api, serde_json::to_value(&live).unwrap_or_default())))
+    }
+
     /// Deletes every object of an inventory that is provably the owner's (finalizer with prune).
     pub async fn delete_all(
         &self,

@@ -27,8 +27,11 @@ fn int(value: &Value) -> i64 {
     value.as_i64().unwrap_or(0)
 }
 
-/// Judges a live workload object. Unknown kinds count as complete.
+/// Judges a live workload object (or a hook's Job). Unknown kinds count as complete.
 pub fn rollout(kind: &str, object: &Value) -> Rollout {
+    if kind == "Job" {
+        return job(object); // Jobs have no observedGeneration
+    }
     let generation = int(&object["metadata"]["generation"]);
     let status = &object["status"];
     if int(&status["observedGeneration"]) < generation {
@@ -98,6 +101,23 @@ fn statefulset(object: &Value) -> Rollout {
     Rollout::Complete
 }
 
+/// A Job runs to an end: Complete (or SuccessCriteriaMet), or Failed with the controller's reason.
+fn job(object: &Value) -> Rollout {
+    let conditions = object["status"]["conditions"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let holds = |type_: &str| conditions.iter().find(|c| c["type"] == type_ && c["status"] == "True");
+    if let Some(failed) = holds("Failed") {
+        let why = failed["message"].as_str().or(failed["reason"].as_str()).unwrap_or("the Job failed");
+        return Rollout::Failed(why.to_owned());
+    }
+    if holds("Complete").or_else(|| holds("SuccessCriteriaMet")).is_some() {
+        return Rollout::Complete;
+    }
+    let active = int(&object["status"]["active"]);
+    let failed = int(&object["status"]["failed"]);
+    let retries = if failed > 0 { format!(", {failed} failed attempts") } else { String::new() };
+    Rollout::Progressing(format!("{active} pods running{retries}"))
+}
+
 fn daemonset(object: &Value) -> Rollout {
     let status = &object["status"];
     let desired = int(&status["desiredNumberScheduled"]);
@@ -116,6 +136,16 @@ fn daemonset(object: &Value) -> Rollout {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn job_states() {
+        let job = |status: Value| json!({"metadata": {"generation": 1}, "status": status});
+        assert_eq!(rollout("Job", &job(json!({"active": 1}))), Rollout::Progressing("1 pods running".into()));
+        let complete = json!({"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1});
+        assert_eq!(rollout("Job", &job(complete)), Rollout::Complete);
+        let failed = json!({"failed": 6, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]});
+        assert_eq!(rollout("Job", &job(failed)), Rollout::Failed("Job has reached the specified backoff limit".into()));
+    }
 
     #[test]
     fn deployment_states() {

@@ -3,6 +3,7 @@
 mod apply;
 mod error;
 pub mod health;
+pub mod hooks;
 pub mod plan;
 mod restart;
 
