@@ -11,7 +11,6 @@ mod support;
 use std::path::Path;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -143,6 +142,14 @@ async fn build_failed(f: &Fixture, name: &str) -> String {
     eprintln!("{name}: {message}");
     assert!(message.starts_with("revision main@sha1:"), "{name}: the message names the revision: {message}");
     message
+}
+
+/// A build tool that died at its memory limit (`--build-max-memory`): Go's own words, or
+/// tugboat's for a tool killed by a signal.
+fn killed_for_memory(message: &str) -> bool {
+    ["fatal error: runtime: out of memory", "fatal error: runtime: cannot allocate memory", "out of memory?"]
+        .iter()
+        .any(|why| message.contains(why))
 }
 
 /// Posts a webhook call and waits until the application handled it and its deployment
@@ -339,7 +346,7 @@ async fn a_helm_chart_deploys_with_its_values_and_webhook_calls_fill_them_before
     });
     f.create_app("shop", spec_at(&f, "chart", json!({"source": {"helm": helm}}))).await;
     let app = f.wait_app("shop", "Ready at the pushed revision", |a| is_ready_at(a, &sha)).await;
-    // The hook Job is listed but not looked at: hooks are tested elsewhere.
+    // The hook Job (migrate) is not looked at: hooks are tested elsewhere.
     let objects: Vec<String> = inventory(&app).into_iter().filter(|o| !o.starts_with("Job/")).collect();
     assert_eq!(
         objects,
@@ -370,18 +377,11 @@ async fn a_helm_chart_deploys_with_its_values_and_webhook_calls_fill_them_before
     let cache_cm = config_maps.get("storefront-cache").await.expect("the subchart's ConfigMap");
     assert_eq!(data(&cache_cm, "maxmemory").as_deref(), Some("64mb"));
     assert!(services.get("storefront-shop").await.is_ok());
-    let jobs: Api<Job> = api(&f);
-    assert!(jobs.get_opt("storefront-shop-migrate").await.expect("get").is_some(), "the hook Job is rendered");
     let text = scrape(&f).await;
     assert_eq!(builds(&text, "helm", "succeeded"), 1.0, "{text}");
 
     let path = f.create_webhook("deploy", json!({"targets": [{"name": "shop"}]})).await;
     // SERVICE_TAG is only in the values: a call may set it all the same.
-    // BUG (operator, as long as Helm hooks are not handled): the hook Job
-    // storefront-shop-migrate is applied as a plain object; its image follows image.tag and a
-    // Job's pod template is immutable, so this deployment fails with ValidationFailed
-    // (`Job.batch "storefront-shop-migrate" is invalid: spec.template: ... field is
-    // immutable`) and nothing of the call is applied; tag= would fail the same way.
     let app = call_and_wait(&f, "shop", &format!("{path}?SERVICE_TAG=canary")).await;
     let web = deployments.get("storefront-shop").await.expect("storefront-shop");
     assert_eq!(image(&web).as_deref(), Some("registry.example.com/web:canary"), "values filled before templating");
@@ -648,22 +648,21 @@ async fn hostile_kustomizations_and_charts_are_refused_and_the_operator_keeps_ru
     assert!(message.contains("kustomize failed: ") && message.contains("external plugins disabled"), "{message}");
     let message = build_failed(&f, "helm-charts").await;
     assert!(message.contains("kustomize failed: ") && message.contains("--enable-helm"), "{message}");
+    // The loop stops at the render deadline, or earlier at the memory limit (the garbage of
+    // its `until` lists outgrows --build-max-memory when the GC falls behind, under load).
     let message = build_failed(&f, "helm-loop").await;
-    assert!(message.ends_with("helm did not finish within 10s (--render-timeout)"), "{message}");
+    assert!(
+        message.ends_with("helm did not finish within 10s (--render-timeout)") || killed_for_memory(&message),
+        "says why the render was cut: {message}"
+    );
+    assert!(message.len() < 2_000, "cut short: {} bytes", message.len());
+    // 130 MB of output: killed at the memory limit, at the output cap or at the deadline,
+    // depending on the machine's speed.
     let message = build_failed(&f, "helm-huge").await;
     assert!(
-        // Killed at its memory limit (Go: "cannot allocate memory" or "out of memory"), at the
-        // output cap or at the deadline, depending on the machine's speed.
-        [
-            "cannot allocate memory",
-            "out of memory",
-            "killed",
-            "--render-max-bytes",
-            "--render-timeout",
-            "--build-max-memory"
-        ]
-        .iter()
-        .any(|why| message.contains(why)),
+        killed_for_memory(&message)
+            || message.ends_with("helm printed more than 8388608 bytes (--render-max-bytes); nothing was applied")
+            || message.ends_with("helm did not finish within 10s (--render-timeout)"),
         "says why the render was cut: {message}"
     );
     assert!(message.len() < 2_000, "helm's goroutine dump is cut short: {} bytes", message.len());
