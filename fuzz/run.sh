@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
-for target in query provider_payloads change_windows render outgoing_template repo_urls client_address; do
+for target in query provider_payloads change_windows render outgoing_template repo_urls client_address build_inputs; do
   echo "==> fuzzing $target for ${seconds}s"
   cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1 | tail -3
 done

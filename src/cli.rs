@@ -157,7 +157,12 @@ struct BuildFlags {
 
 impl BuildFlags {
     /// `max_output`: the render budget's bytes (what the tool may print).
-    fn settings(&self, work_dir: PathBuf, max_output: u64) -> tugboat::build::Settings {
+    fn settings(
+        &self,
+        work_dir: PathBuf,
+        max_output: u64,
+        egress: tugboat::egress::EgressPolicy,
+    ) -> tugboat::build::Settings {
         let tool = |name, program: &PathBuf, flag| tugboat::build::Tool {
             name,
             program: program.clone(),
@@ -170,6 +175,7 @@ impl BuildFlags {
             kustomize: tool("kustomize", &self.kustomize_bin, "--kustomize-bin"),
             helm: tool("helm", &self.helm_bin, "--helm-bin"),
             allow_remote_bases: self.allow_remote_bases,
+            egress,
             work_dir,
             cache_bytes: 64 << 20,
         }
@@ -320,7 +326,9 @@ fn build_locally(
 ) -> Result<Vec<tugboat::render::ManifestFile>, String> {
     let limit = tugboat::render::Budget::DEFAULT.max_bytes;
     let (files, path) = tugboat::build::local::read(&args.path, limit).map_err(|e| e.to_string())?;
-    let settings = args.build.settings(std::env::temp_dir().join("tugboat-builds"), limit);
+    // A local render is the user's own machine: the Git egress guard's default policy.
+    let egress = tugboat::egress::EgressPolicy::for_git(Vec::new(), false);
+    let settings = args.build.settings(std::env::temp_dir().join("tugboat-builds"), limit, egress);
     let builder = tugboat::build::Builder::new(settings, std::sync::Arc::default());
     let capabilities = tugboat::build::Capabilities::default();
     let request = tugboat::build::Request {
@@ -376,6 +384,8 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return fail(format!("cannot start the async runtime: {error}")),
     };
+    let git_egress = tugboat::egress::EgressPolicy::for_git(git_egress_allow, git_egress_deny_private);
+    let build = build.settings(std::env::temp_dir().join("tugboat-builds"), render_max_bytes, git_egress.clone());
     let settings = tugboat::controller::Settings {
         allow_file_sources,
         concurrency: concurrency.max(1),
@@ -384,7 +394,7 @@ fn run(args: RunArgs) -> ExitCode {
         default_windows: default_change_windows.into_iter().map(|w| w.0).collect(),
         default_service_account: (!apply_as_operator).then_some(default_service_account),
         render_budget: tugboat::render::Budget { max_bytes: render_max_bytes, max_objects: render_max_objects.max(1) },
-        build: build.settings(std::env::temp_dir().join("tugboat-builds"), render_max_bytes),
+        build,
     };
     let operator_namespace = leader_election_namespace
         .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|ns| !ns.is_empty()))
@@ -404,7 +414,7 @@ fn run(args: RunArgs) -> ExitCode {
         kubeconfig,
         cache_dir,
         cache_max_bytes,
-        git_egress: tugboat::egress::EgressPolicy::for_git(git_egress_allow, git_egress_deny_private),
+        git_egress,
         egress_allow,
         settings,
         election,

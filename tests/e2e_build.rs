@@ -463,11 +463,6 @@ async fn a_reconcile_that_changes_nothing_runs_no_build_tool() {
     let settings = copied.get("staging-settings-t6k9ftg69d").await.expect("the copy's generated ConfigMap");
     assert_eq!(data(&settings, "TAG").as_deref(), Some("stable"));
     let text = scrape(&f).await;
-    // BUG (operator, src/build/mod.rs `shape_key`): the key of a Kustomize build holds the
-    // Helm release (for Kustomize: the application's name) and the target namespace, which
-    // kustomize never sees, so each application of one overlay builds again (this counts 2).
-    // Expected, as src/build/cache.rs says: "many applications of one repository, path and
-    // inputs build once".
     assert_eq!(
         builds(&text, "kustomize", "succeeded"),
         1.0,
@@ -567,11 +562,7 @@ async fn build_failures_say_what_the_tool_said_and_keep_the_previous_revision_li
     let service = services.get("shop").await.expect("the chart's Service is still live");
     assert_eq!(label(&service.metadata, "changed"), None);
 
-    // BUG (operator, src/build/process.rs `run`/`read_capped`): helm's 131 KB stderr passes
-    // the 16 KiB tugboat keeps; tugboat then drops the pipe, helm dies of SIGPIPE, and the
-    // message is "helm failed: was killed (out of memory? see --build-max-memory)": helm's own
-    // words are thrown away and the hint is wrong. Expected: the start of helm's message
-    // (naming recursion.self), cut short.
+    // helm prints 131 KB here: its first words are kept, the rest is read and dropped.
     assert!(recursion.contains("recursion.self"), "helm's message, cut short: {recursion}");
     assert!(recursion.len() < 2_000, "helm's 131 KB message is cut short: {} bytes", recursion.len());
 }

@@ -126,6 +126,21 @@ fn is_remote(reference: &str) -> bool {
         || (reference.contains("//") || reference.contains("?ref=")) && first.contains('.') && !first.starts_with('.')
 }
 
+/// The host a remote base names (`https://host/…`, `git::https://host/…`, `git@host:…`,
+/// `host.tld/org/repo//dir?ref=…`), for the egress check.
+pub fn remote_host(reference: &str) -> Option<&str> {
+    let reference = reference.strip_prefix("git::").unwrap_or(reference);
+    let rest = match reference.split_once("://") {
+        Some((_, rest)) => rest,
+        None => reference,
+    };
+    let authority = rest.split(['/', '?']).next()?;
+    let host = authority.rsplit('@').next()?;
+    // `git@host:org/repo` and `host:port`.
+    let host = host.split(':').next()?;
+    (!host.is_empty()).then_some(host)
+}
+
 /// `reference` relative to `dir`, lexically (the checkout has no symbolic links); `None` when
 /// it is absolute or climbs above the repository's root.
 fn resolve(dir: &str, reference: &str) -> Option<String> {
@@ -238,6 +253,19 @@ mod tests {
             let error = confine(&files, "", false).unwrap_err().to_string();
             assert!(error.contains("remote bases are not allowed"), "{remote}: {error}");
             assert_eq!(confine(&files, "", true).unwrap(), [remote]);
+        }
+    }
+
+    #[test]
+    fn the_host_of_a_remote_base() {
+        for (reference, host) in [
+            ("https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v1.0.6", "github.com"),
+            ("git::https://user@git.example.com:8443/org/repo.git//base", "git.example.com"),
+            ("git@github.com:org/repo.git", "github.com"),
+            ("ssh://git@10.0.0.5/org/repo.git", "10.0.0.5"),
+            ("github.com/org/repo//deploy?ref=main", "github.com"),
+        ] {
+            assert_eq!(remote_host(reference), Some(host), "{reference}");
         }
     }
 

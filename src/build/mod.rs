@@ -113,6 +113,8 @@ pub struct Settings {
     pub helm: Tool,
     /// Let kustomizations name remote bases (`--allow-remote-bases`).
     pub allow_remote_bases: bool,
+    /// The addresses a remote base's host may resolve to (the Git egress guard's policy).
+    pub egress: crate::egress::EgressPolicy,
     /// Parent of the private build directories.
     pub work_dir: PathBuf,
     /// Bytes of built output kept for reuse.
@@ -134,6 +136,7 @@ impl Default for Settings {
             kustomize: tool("kustomize", "--kustomize-bin"),
             helm: tool("helm", "--helm-bin"),
             allow_remote_bases: false,
+            egress: crate::egress::EgressPolicy::for_git(Vec::new(), false),
             work_dir: std::env::temp_dir().join("tugboat-builds"),
             cache_bytes: 64 << 20,
         }
@@ -238,8 +241,8 @@ impl Builder {
             Method::Kustomize => kustomize::confine(files, &path, self.settings.allow_remote_bases)?,
             Method::Helm(_) => Vec::new(),
         };
-        if !remote.is_empty() {
-            tracing::info!(?remote, "building with remote bases (--allow-remote-bases)");
+        for reference in &remote {
+            self.check_egress(reference).await?;
         }
         let filled = match &values {
             Some(sources) => helm::filled_values(sources, request.variables, request.strict)?,
@@ -282,6 +285,73 @@ impl Builder {
     }
 }
 
+impl Builder {
+    /// A remote base (allowed by `--allow-remote-bases`) must pass the Git egress guard: every
+    /// address its host resolves to is checked. kustomize's own git then connects; it resolves
+    /// again, so this stops plain mistakes and hostile names, not a DNS server that answers
+    /// differently a moment later (use a proxy or a NetworkPolicy for that).
+    async fn check_egress(&self, reference: &str) -> Result<(), BuildError> {
+        let refused = |why: String| BuildError::Refused { message: format!("remote base {reference:?}: {why}") };
+        let host = kustomize::remote_host(reference).ok_or_else(|| refused("names no host".into()))?;
+        let addresses: Vec<std::net::IpAddr> = match host.parse() {
+            Ok(address) => vec![address],
+            Err(_) => {
+                let lookup = tokio::net::lookup_host((host, 443));
+                match tokio::time::timeout(std::time::Duration::from_secs(10), lookup).await {
+                    Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+                    _ => return Err(refused(format!("{host} does not resolve"))),
+                }
+            }
+        };
+        for address in addresses {
+            if let Err(blocked) = self.settings.egress.check(address) {
+                return Err(refused(format!(
+                    "{host} resolves to {address}, {} (the Git egress guard, --git-egress-allow)",
+                    blocked.describe()
+                )));
+            }
+        }
+        tracing::info!(reference, "building with a remote base (--allow-remote-bases)");
+        Ok(())
+    }
+}
+
+/// Entry point for fuzz targets (`cargo fuzz`): what a repository gives the build phase before
+/// any tool runs must never panic. The input is split on NUL bytes: a kustomization, Helm
+/// values, then `NAME=value` variables.
+pub fn fuzz_build(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.split('\0');
+    let kustomization = parts.next().unwrap_or_default().as_bytes().to_vec();
+    let values = parts.next().unwrap_or_default().as_bytes().to_vec();
+    let vars: BTreeMap<String, String> =
+        parts.filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    let files = vec![
+        RepoFile { path: "app/kustomization.yaml".into(), bytes: kustomization.clone() },
+        RepoFile { path: "base/kustomization.yaml".into(), bytes: kustomization },
+        RepoFile { path: "chart/values-prod.yaml".into(), bytes: values },
+    ];
+    for allow in [false, true] {
+        if let Ok(remote) = kustomize::confine(&files, "app", allow) {
+            remote.iter().for_each(|r| {
+                let _ = kustomize::remote_host(r);
+            });
+        }
+    }
+    let options = HelmBuild {
+        release_name: None,
+        values: Some(serde_json::json!({"image": {"tag": "${TAG:-1}"}})),
+        values_files: vec!["values-prod.yaml".into()],
+        include_crds: true,
+    };
+    let chart = helm::Chart { chart: "chart", options: &options, release: "r", namespace: "n" };
+    if let Ok(sources) = helm::values_sources(&files, &chart) {
+        let _ = helm::value_placeholders(&sources);
+        let _ = helm::filled_values(&sources, &vars, false);
+        let _ = helm::filled_values(&sources, &vars, true);
+    }
+}
+
 /// Tools name files by their place on disk: messages name them by their place in the repository.
 fn readable(error: BuildError, repo: &str) -> BuildError {
     match error {
@@ -299,13 +369,16 @@ fn shape_key(request: &Request<'_>) -> cache::Key {
         Method::Kustomize => "kustomize".to_owned(),
         Method::Helm(options) => serde_json::to_string(options).unwrap_or_default(),
     };
-    let capabilities = match request.method {
+    // A kustomization's output depends on neither release, namespace nor the cluster.
+    let (release, namespace, capabilities) = match request.method {
         Method::Helm(_) => {
-            format!("{}|{}", request.capabilities.kube_version, request.capabilities.api_versions.join(","))
+            let capabilities = request.capabilities;
+            let seen = format!("{}|{}", capabilities.kube_version, capabilities.api_versions.join(","));
+            (request.release, request.namespace, seen)
         }
-        Method::Kustomize => String::new(),
+        Method::Kustomize => ("", "", String::new()),
     };
-    let parts = [request.url, request.sha, request.path, &method, request.release, request.namespace, &capabilities];
+    let parts = [request.url, request.sha, request.path, &method, release, namespace, &capabilities];
     hash(&parts.join("\0"))
 }
 
