@@ -62,3 +62,53 @@ fn crds_prints_every_kind() {
         assert!(stdout.contains(&format!("kind: {kind}")), "{kind} missing");
     }
 }
+
+/// A testenv tool (the pinned kustomize or helm), or `None` when the test environment is not
+/// built and not required (a loud skip; `make test` and CI build it).
+fn build_tool(name: &str) -> Option<String> {
+    let cache = std::env::var_os("TUGBOAT_TESTENV_CACHE").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        let home = std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .unwrap_or(home.join(".cache"))
+            .join("tugboat/testenv")
+    });
+    let path = cache.join("bin").join(name);
+    if path.exists() {
+        return Some(path.to_string_lossy().into_owned());
+    }
+    let required =
+        ["CI", "TUGBOAT_REQUIRE_CLUSTER"].iter().any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty() && v != "0"));
+    assert!(!required, "{} is missing: run `make testenv-build`", path.display());
+    eprintln!("SKIPPED: {} is missing (run `make testenv-build`)", path.display());
+    None
+}
+
+fn fixture(path: &str) -> String {
+    format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn render_builds_an_overlay_and_a_chart_as_the_operator_does() {
+    let (Some(kustomize), Some(helm)) = (build_tool("kustomize"), build_tool("helm")) else { return };
+    let overlay = fixture("kustomize-shop/overlays/staging");
+    let (ok, stdout, stderr) =
+        tugboat(&["render", &overlay, "--kustomize-bin", &kustomize, "--var", "SERVICE_TAG=canary"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("name: staging-settings-t6k9ftg69d"), "the generator's hashed name: {stdout}");
+    assert!(stdout.contains("TAG: canary"), "substituted after the build: {stdout}");
+    assert!(stdout.contains("kustomize-shop/overlays/staging (kustomize output), document 1"), "{stdout}");
+
+    let chart = fixture("helm-shop/chart");
+    let args = ["render", &chart, "--helm-bin", &helm, "--helm-values", "values-prod.yaml", "--release-name", "shop"];
+    let (ok, stdout, stderr) = tugboat(&[&args[..], &["--namespace", "team-a"]].concat());
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("RELEASE_NAMESPACE: team-a"), ".Release.Namespace: {stdout}");
+    assert!(stdout.contains("replicas: 3"), "values-prod.yaml: {stdout}");
+
+    let escape = fixture("hostile/kustomize-escape/app");
+    let (ok, _, stderr) = tugboat(&["render", &escape, "--kustomize-bin", &kustomize]);
+    assert!(!ok && stderr.contains("leads outside the repository"), "{stderr}");
+    let (ok, _, stderr) = tugboat(&["render", &overlay, "--kustomize-bin", "/nonexistent/kustomize"]);
+    assert!(!ok && stderr.contains("set --kustomize-bin"), "{stderr}");
+}
