@@ -159,6 +159,10 @@ pub struct Request<'a> {
     pub capabilities: &'a Capabilities,
 }
 
+/// Build tools run at once: two at `--build-max-memory` (256 MiB) fit the chart's 512 MiB
+/// limit beside the operator itself.
+pub const PARALLEL_BUILDS: usize = 2;
+
 /// Runs builds and keeps their output.
 pub struct Builder {
     settings: Settings,
@@ -169,6 +173,9 @@ pub struct Builder {
     detected: Mutex<lru::LruCache<cache::Key, Method>>,
     /// One build of the same inputs at a time: the others take its output.
     locks: KeyedLocks<cache::Key>,
+    /// Tools running at once ([`PARALLEL_BUILDS`]): each may use `--build-max-memory`, and
+    /// they share the operator's memory limit.
+    running: tokio::sync::Semaphore,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -182,6 +189,7 @@ impl Builder {
             value_variables: Mutex::new(lru::LruCache::new(entries)),
             detected: Mutex::new(lru::LruCache::new(entries)),
             locks: KeyedLocks::default(),
+            running: tokio::sync::Semaphore::new(PARALLEL_BUILDS),
             metrics,
         }
     }
@@ -265,6 +273,10 @@ impl Builder {
                 (&self.settings.helm, helm::args(&chart, &dir, &written, request.capabilities))
             }
         };
+        let _running = self.running.acquire().await.map_err(|_| BuildError::Io {
+            what: "wait for a build slot".into(),
+            message: "the operator is stopping".into(),
+        })?;
         let started = std::time::Instant::now();
         let output = process::run(tool, &args, &checkout.repo(), &checkout.home()).await;
         self.metrics.build_finished(tool.name, output.is_ok(), started.elapsed());

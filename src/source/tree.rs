@@ -192,7 +192,8 @@ pub(crate) async fn read_all(
     }
     let total: u64 = picks.iter().map(|(_, _, size)| size).sum();
     if total > limit {
-        return Err(SourceError::TooLarge { path: String::new(), revision: revision.to_owned(), limit });
+        let path = "the repository (all of it is read to build)".to_owned();
+        return Err(SourceError::TooLarge { path, revision: revision.to_owned(), limit });
     }
     if picks.is_empty() {
         return Ok(Vec::new());
