@@ -114,17 +114,7 @@ pub(crate) async fn read(
     revision: &str,
     limit: u64,
 ) -> Result<Vec<ManifestFile>, SourceError> {
-    let local = |stderr: &[u8]| SourceError::Git { message: super::error::shorten(&String::from_utf8_lossy(stderr)) };
-    let mut cmd = runner.command(Some(repo));
-    cmd.args(["--literal-pathspecs", "ls-tree", "-r", "-l", "-z", sha, "--"]);
-    if !root.is_empty() {
-        cmd.arg(root);
-    }
-    let listing = runner.run(cmd, None, "the local cache").await?;
-    if !listing.status.success() {
-        return Err(local(&listing.stderr));
-    }
-    let entries = parse_ls_tree(&listing.stdout)?;
+    let entries = list(runner, repo, sha, root).await?;
     let not_found = || SourceError::PathNotFound { path: root.to_owned(), revision: revision.to_owned() };
     let picks = match pick(&entries, root) {
         Ok(Some(picks)) => picks,
@@ -136,25 +126,53 @@ pub(crate) async fn read(
     if total > limit {
         return Err(SourceError::TooLarge { path: root.to_owned(), revision: revision.to_owned(), limit });
     }
-    if picks.is_empty() {
-        return Ok(Vec::new());
-    }
-    let request: String = picks.iter().map(|p| format!("{}\n", p.sha)).collect();
-    let mut cmd = runner.command(Some(repo));
-    cmd.args(["cat-file", "--batch"]);
-    let output = runner.run(cmd, Some(request.into_bytes()), "the local cache").await?;
-    if !output.status.success() {
-        return Err(local(&output.stderr));
-    }
-    let blobs = parse_batch(&output.stdout, picks.len())?;
+    let contents = blobs(runner, repo, picks.iter().map(|p| p.sha.as_str())).await?;
     picks
         .into_iter()
-        .zip(blobs)
-        .map(|(pick, blob)| match String::from_utf8(blob.to_vec()) {
+        .zip(contents)
+        .map(|(pick, blob)| match String::from_utf8(blob) {
             Ok(content) => Ok(ManifestFile { path: pick.display, content }),
             Err(_) => Err(SourceError::NotUtf8 { path: pick.full, revision: revision.to_owned() }),
         })
         .collect()
+}
+
+/// `ls-tree -r -l -z` of `sha`, below `root` ("": everything).
+async fn list(runner: &Runner, repo: &Path, sha: &str, root: &str) -> Result<Vec<Entry>, SourceError> {
+    let mut cmd = runner.command(Some(repo));
+    cmd.args(["--literal-pathspecs", "ls-tree", "-r", "-l", "-z", sha, "--"]);
+    if !root.is_empty() {
+        cmd.arg(root);
+    }
+    let listing = runner.run(cmd, None, "the local cache").await?;
+    if !listing.status.success() {
+        return Err(local_failure(&listing.stderr));
+    }
+    parse_ls_tree(&listing.stdout)
+}
+
+/// The contents of the blobs `shas`, in their order (one `cat-file --batch`).
+async fn blobs<'a>(
+    runner: &Runner,
+    repo: &Path,
+    shas: impl Iterator<Item = &'a str>,
+) -> Result<Vec<Vec<u8>>, SourceError> {
+    let request: String = shas.map(|sha| format!("{sha}\n")).collect();
+    let count = request.lines().count();
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let mut cmd = runner.command(Some(repo));
+    cmd.args(["cat-file", "--batch"]);
+    let output = runner.run(cmd, Some(request.into_bytes()), "the local cache").await?;
+    if !output.status.success() {
+        return Err(local_failure(&output.stderr));
+    }
+    Ok(parse_batch(&output.stdout, count)?.into_iter().map(<[u8]>::to_vec).collect())
+}
+
+fn local_failure(stderr: &[u8]) -> SourceError {
+    SourceError::Git { message: super::error::shorten(&String::from_utf8_lossy(stderr)) }
 }
 
 /// One regular file of a commit, for tools that need the repository on disk (Kustomize, Helm).
@@ -175,15 +193,8 @@ pub(crate) async fn read_all(
     revision: &str,
     limit: u64,
 ) -> Result<Vec<RepoFile>, SourceError> {
-    let local = |stderr: &[u8]| SourceError::Git { message: super::error::shorten(&String::from_utf8_lossy(stderr)) };
-    let mut cmd = runner.command(Some(repo));
-    cmd.args(["ls-tree", "-r", "-l", "-z", sha]);
-    let listing = runner.run(cmd, None, "the local cache").await?;
-    if !listing.status.success() {
-        return Err(local(&listing.stderr));
-    }
     let mut picks = Vec::new();
-    for entry in parse_ls_tree(&listing.stdout)? {
+    for entry in list(runner, repo, sha, "").await? {
         if entry.kind != "blob" || entry.mode == "120000" {
             continue;
         }
@@ -195,18 +206,8 @@ pub(crate) async fn read_all(
         let path = "the repository (all of it is read to build)".to_owned();
         return Err(SourceError::TooLarge { path, revision: revision.to_owned(), limit });
     }
-    if picks.is_empty() {
-        return Ok(Vec::new());
-    }
-    let request: String = picks.iter().map(|(_, sha, _)| format!("{sha}\n")).collect();
-    let mut cmd = runner.command(Some(repo));
-    cmd.args(["cat-file", "--batch"]);
-    let output = runner.run(cmd, Some(request.into_bytes()), "the local cache").await?;
-    if !output.status.success() {
-        return Err(local(&output.stderr));
-    }
-    let blobs = parse_batch(&output.stdout, picks.len())?;
-    Ok(picks.into_iter().zip(blobs).map(|((path, _, _), blob)| RepoFile { path, bytes: blob.to_vec() }).collect())
+    let contents = blobs(runner, repo, picks.iter().map(|(_, sha, _)| sha.as_str())).await?;
+    Ok(picks.into_iter().zip(contents).map(|((path, _, _), bytes)| RepoFile { path, bytes }).collect())
 }
 
 /// Splits `cat-file --batch` output (`<id> blob <size>\n<bytes>\n` per object) into contents.
