@@ -378,7 +378,8 @@ async fn a_helm_chart_deploys_with_its_values_and_webhook_calls_fill_them_before
     assert_eq!(data(&cache_cm, "maxmemory").as_deref(), Some("64mb"));
     assert!(services.get("storefront-shop").await.is_ok());
     let text = scrape(&f).await;
-    assert_eq!(builds(&text, "helm", "succeeded"), 1.0, "{text}");
+    // Twice: the values, and once with markers to learn which values reach names (none here).
+    assert_eq!(builds(&text, "helm", "succeeded"), 2.0, "{text}");
 
     let path = f.create_webhook("deploy", json!({"targets": [{"name": "shop"}]})).await;
     // SERVICE_TAG is only in the values: a call may set it all the same.
@@ -391,7 +392,7 @@ async fn a_helm_chart_deploys_with_its_values_and_webhook_calls_fill_them_before
     assert_eq!(data(&cm, "RELEASE").as_deref(), Some("storefront"));
     assert_eq!(app.status.as_ref().and_then(|s| s.variables.get("SERVICE_TAG")).map(String::as_str), Some("canary"));
     let text = scrape(&f).await;
-    assert!(builds(&text, "helm", "succeeded") >= 2.0, "new values, a new helm template: {text}");
+    assert_eq!(builds(&text, "helm", "succeeded"), 3.0, "new values, one new helm template: {text}");
 
     let _ = call_and_wait(&f, "shop", &format!("{path}?tag=2.5")).await;
     let web = deployments.get("storefront-shop").await.expect("storefront-shop");
@@ -406,6 +407,35 @@ async fn a_helm_chart_deploys_with_its_values_and_webhook_calls_fill_them_before
     let restarted = app.status.as_ref().and_then(|s| s.deployments.last()).map(|d| d.restarted.clone());
     assert_eq!(restarted.map(|r| r.len()), Some(1));
     assert_eq!(image(&web).as_deref(), Some("registry.example.com/web:2.5"), "the tag persists");
+}
+
+/// A variable of the Helm values that the chart puts into a name is refused to calls (as for
+/// plain manifests, a call never chooses which objects an application writes); one that only
+/// reaches data is accepted.
+#[tokio::test]
+async fn a_helm_value_that_names_an_object_is_never_set_by_a_call() {
+    let files = [
+        ("chart/Chart.yaml", "apiVersion: v2\nname: named\nversion: 0.1.0\n".to_owned()),
+        ("chart/values.yaml", "name: web\ntag: \"1\"\n".to_owned()),
+        (
+            "chart/templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.name | lower }}-settings\ndata:\n  tag: {{ .Values.tag | quote }}\n".to_owned(),
+        ),
+    ];
+    let Some(f) = Fixture::start("helm-names", &files, &[]).await else { return };
+    let sha = f.head();
+    let helm = json!({"values": {"name": "${NAME:-web}", "tag": "${TAG:-1}"}});
+    f.create_app("named", spec_at(&f, "chart", json!({"source": {"helm": helm}}))).await;
+    let app = f.wait_app("named", "Ready", |a| is_ready_at(a, &sha)).await;
+    let names = app.status.map(|s| s.variable_names).unwrap_or_default();
+    assert_eq!(names, ["TAG"], "NAME reaches metadata.name through the template, so no call may set it");
+    let path = f.create_webhook("deploy", json!({"targets": [{"name": "named"}]})).await;
+    let refused = post(f.operator.trigger_port, &format!("{path}?NAME=other"), &[], b"").await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    let _ = call_and_wait(&f, "named", &format!("{path}?TAG=2")).await;
+    let config_maps: Api<ConfigMap> = api(&f);
+    let settings = config_maps.get("web-settings").await.expect("the same object");
+    assert_eq!(data(&settings, "tag").as_deref(), Some("2"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -428,7 +458,8 @@ async fn a_reconcile_that_changes_nothing_runs_no_build_tool() {
     }
     let before = scrape(&f).await;
     assert_eq!(builds(&before, "kustomize", "succeeded"), 1.0, "{before}");
-    assert_eq!(builds(&before, "helm", "succeeded"), 1.0, "{before}");
+    // The values, and once with markers (which values reach names).
+    assert_eq!(builds(&before, "helm", "succeeded"), 2.0, "{before}");
     let reconciles = sample(&before, "tugboat_reconciles_total{result=\"success\"}");
 
     // A reconcile request goes through the whole pipeline (fetch check, build, plan, apply).
@@ -450,7 +481,7 @@ async fn a_reconcile_that_changes_nothing_runs_no_build_tool() {
         })
         .await;
     assert_eq!(builds(&after, "kustomize", "succeeded"), 1.0, "the reconcile took kustomize's cached output: {after}");
-    assert_eq!(builds(&after, "helm", "succeeded"), 1.0, "the reconcile took helm's cached output: {after}");
+    assert_eq!(builds(&after, "helm", "succeeded"), 2.0, "the reconcile took helm's cached output: {after}");
 
     // A second application of the same overlay at the same revision, into another namespace:
     // the same inputs as far as kustomize is concerned (it never sees the namespace or the

@@ -30,7 +30,8 @@ pub(super) async fn render_and_plan(
 ) -> Phase<Result<Vec<plan::PlannedObject>, Failure>> {
     let (app, revision, interval) = (run.app, &work.revision, checked.interval);
     run.status.last_attempted_revision = Some(revision.name.clone());
-    let manifests = match manifests(run, context, work).await {
+    let owner = run.owner().map_err(Err)?;
+    let manifests = match manifests(run, context, work, &owner).await {
         Ok(manifests) => manifests,
         Err(error) => return Ok(Err(error.failure(&revision.name, interval))),
     };
@@ -63,7 +64,7 @@ pub(super) async fn render_and_plan(
             return Ok(Err(Failure::of_content(reason, message, interval)));
         }
     };
-    Ok(plan::plan(&rendered.objects, &run.owner().map_err(Err)?).map_err(|error| {
+    Ok(plan::plan(&rendered.objects, &owner).map_err(|error| {
         Failure::of_content(Reason::PlanFailed, format!("revision {}: {error}", revision.name), interval)
     }))
 }
@@ -94,41 +95,32 @@ impl ManifestsError {
 
 /// The revision's manifests. A Kustomize or Helm build whose output is cached (same revision,
 /// path and inputs) reads nothing and starts no process.
-async fn manifests(run: &Run<'_>, context: &Context, work: &Work) -> Result<Manifests, ManifestsError> {
-    let source = &run.app.spec.source;
-    let path = source.path.as_deref().unwrap_or("");
-    let (url, sha) = (work.source.url.as_str(), work.revision.sha.as_str());
-    let known = Method::of(source, std::iter::empty()).or_else(|| context.builder.detected(url, sha, path));
-    let method = match known {
-        Some(method) => method,
-        None => {
-            let files =
-                context.git.read_files(&work.source, &work.revision, path).await.map_err(ManifestsError::Source)?;
-            // Only names directly in a directory count (not a single file the path names).
-            let top_level =
-                files.iter().map(|f| f.path.as_str()).filter(|name| !name.contains('/') && !path.ends_with(*name));
-            let Some(method) = Method::of(source, top_level) else {
-                let files = with_repository_paths(path, files);
-                return Ok(Manifests { files, value_variables: BTreeSet::new(), value_identity: BTreeMap::new() });
-            };
-            context.builder.remember(url, sha, path, method.clone());
-            method
+async fn manifests(
+    run: &Run<'_>,
+    context: &Context,
+    work: &Work,
+    owner: &plan::Owner,
+) -> Result<Manifests, ManifestsError> {
+    let path = run.app.spec.source.path.as_deref().unwrap_or("");
+    let method = match method(run, context, work, path).await? {
+        Ok(method) => method,
+        Err(plain) => {
+            let files = with_repository_paths(path, plain);
+            return Ok(Manifests { files, value_variables: BTreeSet::new(), value_identity: BTreeMap::new() });
         }
     };
     let capabilities = match method {
         Method::Helm(_) => context.capabilities().await,
         Method::Kustomize => Default::default(),
     };
-    let owner =
-        run.owner().unwrap_or_else(|_| crate::deploy::plan::Owner { namespace: String::new(), name: String::new() });
-    let namespace = run.app.spec.target_namespace.clone().unwrap_or(owner.namespace);
+    let namespace = run.app.spec.target_namespace.clone().unwrap_or_else(|| owner.namespace.clone());
     let release = match &method {
-        Method::Helm(helm) => helm.release_name.clone().unwrap_or(owner.name),
-        Method::Kustomize => owner.name,
+        Method::Helm(helm) => helm.release_name.clone().unwrap_or_else(|| owner.name.clone()),
+        Method::Kustomize => String::new(),
     };
     let request = build::Request {
-        url,
-        sha,
+        url: &work.source.url,
+        sha: &work.revision.sha,
         path,
         method: &method,
         release: &release,
@@ -139,25 +131,54 @@ async fn manifests(run: &Run<'_>, context: &Context, work: &Work) -> Result<Mani
     };
     let mut repository = None;
     let built = cached_or_built(context, work, &request, &mut repository).await?;
-    // A call's value for a variable the Helm values use could choose names through the
-    // chart's templates: found by building once with markers (cached like any build).
-    let set_by_calls = run.status.variables.keys().any(|name| built.value_variables.contains(name));
-    let value_identity = if set_by_calls {
-        let markers: BTreeMap<String, String> =
-            built.value_variables.iter().map(|name| (name.clone(), format!("\u{E000}{name}\u{E001}"))).collect();
-        let marked = cached_or_built(
-            context,
-            work,
-            &build::Request { variables: &markers, strict: false, ..request },
-            &mut repository,
-        )
-        .await?;
-        render::identity_variables_of(&marked.files, &built.value_variables, context.settings.render_budget)
-            .map_err(|e| ManifestsError::Build(BuildError::Values(e.to_string())))?
-    } else {
-        BTreeMap::new()
-    };
+    let value_identity = value_identity(context, work, &request, &built, &mut repository).await?;
     Ok(Manifests { files: built.files.clone(), value_variables: built.value_variables.clone(), value_identity })
+}
+
+/// How the path is built: the spec says, or an earlier look at this revision, or the files
+/// directly at the path (which are the manifests when they show no build: `Err`).
+async fn method(
+    run: &Run<'_>,
+    context: &Context,
+    work: &Work,
+    path: &str,
+) -> Result<Result<Method, Vec<render::ManifestFile>>, ManifestsError> {
+    let source = &run.app.spec.source;
+    let (url, sha) = (work.source.url.as_str(), work.revision.sha.as_str());
+    if let Some(method) = Method::of(source, std::iter::empty()).or_else(|| context.builder.detected(url, sha, path)) {
+        return Ok(Ok(method));
+    }
+    let files = context.git.read_files(&work.source, &work.revision, path).await.map_err(ManifestsError::Source)?;
+    // Only names directly in a directory count (not a single file the path names).
+    let top_level = files.iter().map(|f| f.path.as_str()).filter(|name| !name.contains('/') && !path.ends_with(*name));
+    match Method::of(source, top_level) {
+        Some(method) => {
+            context.builder.remember(url, sha, path, method.clone());
+            Ok(Ok(method))
+        }
+        None => Ok(Err(files)),
+    }
+}
+
+/// The variables of Helm values that reach an identity field through the chart's templates,
+/// so a call is refused them up front: the chart is built once more with markers as their
+/// values ([`render::identity_markers`]), once per revision (the markers never change, so the
+/// build is cached like any other).
+async fn value_identity(
+    context: &Context,
+    work: &Work,
+    request: &build::Request<'_>,
+    built: &build::Built,
+    repository: &mut Option<Vec<crate::source::RepoFile>>,
+) -> Result<BTreeMap<String, String>, ManifestsError> {
+    if built.value_variables.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let markers = render::identity_markers(&built.value_variables);
+    let marked_request = build::Request { variables: &markers, strict: false, ..*request };
+    let marked = cached_or_built(context, work, &marked_request, repository).await?;
+    render::identity_variables_of(&marked.files, &built.value_variables, context.settings.render_budget)
+        .map_err(|e| ManifestsError::Build(BuildError::Values(e.to_string())))
 }
 
 /// The cached output of `request`, else a build (reading the repository once per reconcile).

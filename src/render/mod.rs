@@ -151,6 +151,14 @@ pub fn identity_variables(files: &[ManifestFile]) -> Result<BTreeMap<String, Str
     identity_variables_of(files, &placeholders(files)?, Budget::DEFAULT)
 }
 
+/// The values [`identity_variables_of`] gives `names` to find where they land: text no
+/// manifest holds (private-use characters around a number, so case changes such as a
+/// template's `lower` keep it). A build that fills variables before it templates (Helm values)
+/// is run with these values to find the same.
+pub fn identity_markers(names: &BTreeSet<String>) -> BTreeMap<String, String> {
+    names.iter().enumerate().map(|(n, name)| (name.clone(), format!("\u{E000}{n}\u{E001}"))).collect()
+}
+
 /// [`identity_variables`] when the caller already has the files' [`placeholders`].
 pub fn identity_variables_of(
     files: &[ManifestFile],
@@ -161,8 +169,7 @@ pub fn identity_variables_of(
     if names.is_empty() {
         return Ok(found);
     }
-    let markers: BTreeMap<String, String> =
-        names.iter().map(|name| (name.clone(), format!("\u{E000}{name}\u{E001}"))).collect();
+    let markers = identity_markers(names);
     for object in render_within(files, &markers, false, budget)?.objects {
         for field in IDENTITY_FIELDS {
             let pointer = format!("/{}", field.replace('.', "/"));
