@@ -194,10 +194,6 @@ impl Builder {
         }
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     /// The method the files at `path` of commit `sha` showed before ([`Builder::remember`]).
     pub fn detected(&self, url: &str, sha: &str, path: &str) -> Option<Method> {
         let key = hash(&[url, sha, path].join("\0"));
@@ -220,81 +216,79 @@ impl Builder {
     /// Builds `request` from the revision's `files` (or takes the output of the same build).
     pub async fn build(&self, request: &Request<'_>, files: &[RepoFile]) -> Result<Arc<Built>, BuildError> {
         let path = crate::source::normalize_path(request.path).unwrap_or_default();
-        let shape = shape_key(request);
-        let chart_options;
         let values = match request.method {
-            Method::Helm(options) => {
-                chart_options = options;
-                let chart = helm::Chart {
-                    chart: &path,
-                    options: chart_options,
-                    release: request.release,
-                    namespace: request.namespace,
-                };
-                Some(helm::values_sources(files, &chart)?)
-            }
+            Method::Helm(options) => Some(helm::values_sources(files, &chart(request, &path, options))?),
             Method::Kustomize => None,
         };
         let names = match &values {
             Some(sources) => helm::value_placeholders(sources)?,
             None => BTreeSet::new(),
         };
+        let shape = shape_key(request);
         self.value_variables.lock().unwrap_or_else(PoisonError::into_inner).put(shape.clone(), names.clone());
         let key = output_key(&shape, request, &names);
         let _one_at_a_time = self.locks.lock(key.clone()).await;
         if let Some(built) = self.outputs.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
             return Ok(built);
         }
-        let remote = match request.method {
-            Method::Kustomize => kustomize::confine(files, &path, self.settings.allow_remote_bases)?,
-            Method::Helm(_) => Vec::new(),
-        };
-        for reference in &remote {
-            self.check_egress(reference).await?;
-        }
-        let filled = match &values {
-            Some(sources) => helm::filled_values(sources, request.variables, request.strict)?,
-            None => Vec::new(),
-        };
-        let checkout = checkout::Checkout::write(&self.settings.work_dir, files)?;
-        let dir = checkout.repo().join(&path).to_string_lossy().into_owned();
-        let (tool, args) = match request.method {
-            Method::Kustomize => (&self.settings.kustomize, kustomize::args(&dir)),
-            Method::Helm(options) => {
-                let mut written = Vec::new();
-                for (n, text) in filled.iter().enumerate() {
-                    let file = checkout.inputs().join(format!("values-{n}.json"));
-                    std::fs::write(&file, text)
-                        .map_err(|e| BuildError::Io { what: "write the values".into(), message: e.to_string() })?;
-                    written.push(file.to_string_lossy().into_owned());
-                }
-                let chart =
-                    helm::Chart { chart: &path, options, release: request.release, namespace: request.namespace };
-                (&self.settings.helm, helm::args(&chart, &dir, &written, request.capabilities))
+        if let Method::Kustomize = request.method {
+            for reference in kustomize::confine(files, &path, self.settings.allow_remote_bases)? {
+                self.check_egress(&reference).await?;
             }
-        };
-        let _running = self.running.acquire().await.map_err(|_| BuildError::Io {
-            what: "wait for a build slot".into(),
-            message: "the operator is stopping".into(),
-        })?;
-        let started = std::time::Instant::now();
-        let output = process::run(tool, &args, &checkout.repo(), &checkout.home()).await;
-        self.metrics.build_finished(tool.name, output.is_ok(), started.elapsed());
-        tracing::debug!(
-            tool = tool.name,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            ok = output.is_ok(),
-            "build"
-        );
-        let output = output.map_err(|error| readable(error, &checkout.repo().to_string_lossy()))?;
-        let content = String::from_utf8(output)
-            .map_err(|_| BuildError::Failed { tool: tool.name, message: "the output is not valid utf-8".into() })?;
-        let shown = if path.is_empty() { ".".to_owned() } else { path };
+        }
+        let checkout = checkout::Checkout::write(&self.settings.work_dir, files)?;
+        let (tool, args) = self.invocation(request, &path, &checkout, values.as_deref())?;
+        let content = self.run(tool, &args, &checkout).await?;
+        let shown = if path.is_empty() { "." } else { path.as_str() };
         let file = ManifestFile { path: format!("{shown} ({} output)", tool.name), content };
         let built = Arc::new(Built { files: vec![file], value_variables: names });
         self.outputs.lock().unwrap_or_else(PoisonError::into_inner).put(key, built.clone());
         Ok(built)
     }
+
+    /// The tool and its arguments for `request` on `checkout` (Helm values filled and written).
+    fn invocation(
+        &self,
+        request: &Request<'_>,
+        path: &str,
+        checkout: &checkout::Checkout,
+        values: Option<&[ManifestFile]>,
+    ) -> Result<(&Tool, Vec<String>), BuildError> {
+        let dir = checkout.repo().join(path).to_string_lossy().into_owned();
+        let Method::Helm(options) = request.method else {
+            return Ok((&self.settings.kustomize, kustomize::args(&dir)));
+        };
+        let filled = helm::filled_values(values.unwrap_or_default(), request.variables, request.strict)?;
+        let mut written = Vec::new();
+        for (n, text) in filled.iter().enumerate() {
+            let file = checkout.inputs().join(format!("values-{n}.json"));
+            std::fs::write(&file, text)
+                .map_err(|e| BuildError::Io { what: "write the values".into(), message: e.to_string() })?;
+            written.push(file.to_string_lossy().into_owned());
+        }
+        let args = helm::args(&chart(request, path, options), &dir, &written, request.capabilities);
+        Ok((&self.settings.helm, args))
+    }
+
+    /// Runs `tool` in a build slot; its output, counted in the metrics.
+    async fn run(&self, tool: &Tool, args: &[String], checkout: &checkout::Checkout) -> Result<String, BuildError> {
+        let _running = self.running.acquire().await.map_err(|_| BuildError::Io {
+            what: "wait for a build slot".into(),
+            message: "the operator is stopping".into(),
+        })?;
+        let started = std::time::Instant::now();
+        let output = process::run(tool, args, &checkout.repo(), &checkout.home()).await;
+        self.metrics.build_finished(tool.name, output.is_ok(), started.elapsed());
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        tracing::debug!(tool = tool.name, elapsed_ms, ok = output.is_ok(), "build");
+        let output = output.map_err(|error| readable(error, &checkout.repo().to_string_lossy()))?;
+        String::from_utf8(output)
+            .map_err(|_| BuildError::Failed { tool: tool.name, message: "the output is not valid utf-8".into() })
+    }
+}
+
+fn chart<'a>(request: &Request<'a>, path: &'a str, options: &'a HelmBuild) -> helm::Chart<'a> {
+    helm::Chart { chart: path, options, release: request.release, namespace: request.namespace }
 }
 
 impl Builder {
