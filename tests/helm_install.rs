@@ -155,6 +155,9 @@ async fn helm_installed_image_deploys_to_a_real_node_and_a_webhook_call_restarts
         GitServer::start_on(NODE_IP, root.path(), Some(("deployer".into(), "s3cret".into()))).expect("git server");
     let work = Workdir::clone_from(&server.url_with_credentials("team/shop.git")).expect("clone");
     work.write("deploy/web.yaml", web_manifest()).expect("write");
+    // A kustomization: the image's own pinned kustomize builds it.
+    work.write("deploy/kustomization.yaml", "resources: [web.yaml]\nlabels: [{pairs: {built-by: kustomize}}]\n")
+        .expect("write");
     let first = work.commit("web").expect("commit");
     work.push().expect("push");
 
@@ -199,12 +202,15 @@ async fn helm_installed_image_deploys_to_a_real_node_and_a_webhook_call_restarts
         .arg("--kubeconfig")
         .arg(kubeconfig_path())
         .args(["-n", &ns.name, "exec", &pod.name_any(), "--", "sh", "-c"])
-        .arg("id -u; touch /root-is-writable 2>/dev/null || echo read-only; touch /var/cache/tugboat/ok && echo cache-writable")
+        .arg("id -u; touch /root-is-writable 2>/dev/null || echo read-only; touch /var/cache/tugboat/ok && echo cache-writable; kustomize version; helm version --short")
         .output()
         .expect("kubectl exec");
     let out = String::from_utf8_lossy(&exec.stdout);
     assert!(exec.status.success(), "kubectl exec: {out}{}", String::from_utf8_lossy(&exec.stderr));
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["65532", "read-only", "cache-writable"], "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["65532", "read-only", "cache-writable"], "{out}");
+    assert!(lines.get(3).is_some_and(|l| l.starts_with("v5.")), "the image ships kustomize: {out}");
+    assert!(lines.get(4).is_some_and(|l| l.starts_with("v3.")), "the image ships helm: {out}");
 
     // It takes the Lease.
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns.name);
@@ -239,6 +245,9 @@ async fn helm_installed_image_deploys_to_a_real_node_and_a_webhook_call_restarts
     webhooks.create(&PostParams::default(), &webhook).await.expect("create webhook");
 
     wait_ready_at(&apps, &first).await;
+    let built: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let labels = built.get("web").await.expect("web").metadata.labels.unwrap_or_default();
+    assert_eq!(labels.get("built-by").map(String::as_str), Some("kustomize"), "built by the image's kustomize");
     let before = realnode::wait_ready_pods(&client, &ns.name, "app=web", 2, WAIT).await;
     assert_eq!(before.len(), 2);
     let ids_before = realnode::container_ids(&client, &ns.name, "app=web").await;
