@@ -436,6 +436,24 @@ async fn a_helm_value_that_names_an_object_is_never_set_by_a_call() {
     let config_maps: Api<ConfigMap> = api(&f);
     let settings = config_maps.get("web-settings").await.expect("the same object");
     assert_eq!(data(&settings, "tag").as_deref(), Some("2"));
+
+    // A value that a template would paste into YAML as structure (a quote, a newline, a new
+    // document): accepted as a call (TAG is declared), refused before anything is applied.
+    let hostile = "2%22%0A---%0AapiVersion%3A%20v1%0Akind%3A%20Secret%0Ametadata%3A%20%7Bname%3A%20x%7D";
+    let reply = post(f.operator.trigger_port, &format!("{path}?TAG={hostile}"), &[], b"").await;
+    assert_eq!(reply.status, 202, "{reply:?}");
+    let app = f
+        .wait_app("named", "Ready=False VariableNotAllowed", |a| {
+            ready(a).is_some_and(|(status, reason, _)| status == "False" && reason == "VariableNotAllowed")
+        })
+        .await;
+    let (_, _, message) = ready(&app).expect("ready");
+    assert!(message.contains("variable TAG") && message.contains("fills a Helm value"), "{message}");
+    let secrets: Api<Secret> = api(&f);
+    assert!(secrets.get_opt("x").await.expect("read").is_none(), "nothing injected");
+    assert_eq!(data(&config_maps.get("web-settings").await.expect("cm"), "tag").as_deref(), Some("2"));
+    let dropped = app.status.map(|s| s.variables).unwrap_or_default();
+    assert!(!dropped.contains_key("TAG"), "the call's value is dropped: {dropped:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

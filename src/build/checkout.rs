@@ -5,7 +5,6 @@
 use std::fs::{self, DirBuilder};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::BuildError;
 use crate::source::RepoFile;
@@ -19,15 +18,14 @@ impl Checkout {
     /// Writes `files` below a new directory in `parent`: `repo/` holds the repository, `home/`
     /// is the tool's HOME, `inputs/` the values files tugboat writes.
     pub fn write(parent: &Path, files: &[RepoFile]) -> Result<Checkout, BuildError> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let io = |what: &str, e: std::io::Error| BuildError::Io { what: what.to_owned(), message: e.to_string() };
         DirBuilder::new()
             .mode(0o700)
             .recursive(true)
             .create(parent)
             .map_err(|e| io("create the build directory", e))?;
-        let dir = parent.join(format!("build-{}-{n}", std::process::id()));
+        // Random, so no build can name another's directory (they all run as one user).
+        let dir = parent.join(format!("build-{}", uuid::Uuid::new_v4().simple()));
         DirBuilder::new().mode(0o700).create(&dir).map_err(|e| io("create the build directory", e))?;
         let checkout = Checkout { dir };
         for sub in ["repo", "home", "inputs"] {

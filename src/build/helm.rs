@@ -10,6 +10,16 @@ use crate::api::HelmBuild;
 use crate::render::{self, ManifestFile, parse_data};
 use crate::source::RepoFile;
 
+/// What a value a trigger call sets for Helm values may hold: a chart pastes values into YAML
+/// text (`image: {{ .Values.tag }}`), so quotes, newlines, braces or `#` would let a call
+/// change the structure of what it renders. Tags, versions, names, hosts and URLs fit.
+pub const SAFE_CALL_VALUE: &str = "^[A-Za-z0-9._:/@+=~%^?-]*$";
+
+/// Does `value` match [`SAFE_CALL_VALUE`]?
+pub fn is_safe_call_value(value: &str) -> bool {
+    value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:/@+=~%^?-".contains(&b))
+}
+
 /// The cluster as the chart sees it in `.Capabilities`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
 pub struct Capabilities {
@@ -76,9 +86,13 @@ pub fn filled_values(
 /// The arguments of `helm template` for the chart at `chart_dir`, with the values files at
 /// `values` (in order: later ones win).
 pub fn args(chart: &Chart<'_>, chart_dir: &str, values: &[String], capabilities: &Capabilities) -> Vec<String> {
-    let mut args: Vec<String> = ["template", chart.release, chart_dir, "--namespace", chart.namespace, "--skip-tests"]
-        .map(str::to_owned)
-        .to_vec();
+    // No schema validation: a values.schema.json `$ref` could read any file or URL.
+    let fixed = ["--skip-tests", "--skip-schema-validation"];
+    let mut args: Vec<String> = ["template", chart.release, chart_dir, "--namespace", chart.namespace]
+        .iter()
+        .chain(&fixed)
+        .map(|a| (*a).to_owned())
+        .collect();
     if chart.options.include_crds {
         args.push("--include-crds".to_owned());
     }
@@ -123,6 +137,25 @@ mod tests {
     }
 
     #[test]
+    fn a_call_may_fill_helm_values_with_plain_text_only() {
+        for safe in ["1.2.3", "v2-rc.1", "registry.example.com:5000/team/web", "https://x.example/a?b=c%20d", ""] {
+            assert!(is_safe_call_value(safe), "{safe}");
+        }
+        for unsafe_ in [
+            "1\"\n---\nkind: RoleBinding",
+            "a: b",
+            "{privileged: true}",
+            "[a]",
+            "x # y",
+            "a'b",
+            "{{ .Release }}",
+            "a\\b",
+        ] {
+            assert!(!is_safe_call_value(unsafe_), "{unsafe_}");
+        }
+    }
+
+    #[test]
     fn values_files_must_exist_inside_the_repository() {
         let helm = options(serde_json::json!({}), &["../../etc/passwd"]);
         let chart = Chart { chart: "chart", options: &helm, release: "shop", namespace: "ns" };
@@ -141,7 +174,7 @@ mod tests {
         let args = args(&chart, "/b/repo/chart", &["/b/inputs/0.json".into()], &capabilities);
         assert_eq!(
             args.join(" "),
-            "template shop /b/repo/chart --namespace team-a --skip-tests --kube-version v1.35.0 --api-versions apps/v1 --values /b/inputs/0.json"
+            "template shop /b/repo/chart --namespace team-a --skip-tests --skip-schema-validation --kube-version v1.35.0 --api-versions apps/v1 --values /b/inputs/0.json"
         );
     }
 }

@@ -51,7 +51,11 @@ pub fn confine(files: &[RepoFile], root: &str, allow_remote: bool) -> Result<Vec
         if !seen.insert(dir.clone()) {
             continue;
         }
-        let Some((file, text)) = index.kustomization(&dir) else { continue };
+        let Some((file, bytes)) = index.kustomization(&dir) else { continue };
+        // kustomize also reads UTF-16; what this check cannot read is not built.
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return Err(BuildError::Refused { message: format!("{file}: a kustomization must be UTF-8 text") });
+        };
         let manifest = ManifestFile { path: file.clone(), content: text.to_owned() };
         // Placeholders are not filled here (Flux substitutes after the build, so do we).
         let parsed = parse_data(&manifest, &Default::default(), false)
@@ -59,14 +63,12 @@ pub fn confine(files: &[RepoFile], root: &str, allow_remote: bool) -> Result<Vec
         let Some(Value::Object(fields)) = parsed else { continue };
         for (field, reference) in references(&fields) {
             let place = || format!("{file}: {field}: {reference:?}");
+            let not_allowed = || BuildError::Refused {
+                message: format!("{}: remote bases are not allowed (the operator's --allow-remote-bases)", place()),
+            };
             if is_remote(&reference) {
                 if !allow_remote {
-                    return Err(BuildError::Refused {
-                        message: format!(
-                            "{}: remote bases are not allowed (the operator's --allow-remote-bases)",
-                            place()
-                        ),
-                    });
+                    return Err(not_allowed());
                 }
                 remote.push(reference);
                 continue;
@@ -74,46 +76,67 @@ pub fn confine(files: &[RepoFile], root: &str, allow_remote: bool) -> Result<Vec
             let Some(target) = resolve(&dir, &reference) else {
                 return Err(BuildError::Refused { message: format!("{} leads outside the repository", place()) });
             };
-            if DIRECTORY_FIELDS.contains(&field.as_str()) && index.is_dir(&target) {
+            if !DIRECTORY_FIELDS.contains(&field) {
+                continue; // a file: kustomize's own load restrictor keeps it in the kustomization's directory
+            }
+            if index.is_dir(&target) {
                 pending.push(target);
+            } else if !index.is_file(&target) {
+                // Not in the repository: kustomize would take it for a remote base and fetch it.
+                if !allow_remote {
+                    return Err(not_allowed());
+                }
+                remote.push(reference);
             }
         }
     }
     Ok(remote)
 }
 
-/// Every (field, path) a kustomization names; inline patches and generator configs (text with
-/// a newline) are not paths.
-fn references(fields: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
+/// Every (field, path) a kustomization names. Field names are matched without regard to case,
+/// as kustomize matches them. Entries of `resources`, `bases` and `components` are always
+/// paths; elsewhere text with a newline is inline (a patch, a generator's config).
+fn references(fields: &serde_json::Map<String, Value>) -> Vec<(&'static str, String)> {
     let mut found = Vec::new();
-    let mut add = |field: &str, value: &Value| {
-        if let Some(text) = value.as_str().filter(|t| !t.contains('\n')) {
-            found.push((field.to_owned(), text.to_owned()));
+    let mut add = |field: &'static str, value: &Value| {
+        let always_a_path = ["resources", "bases", "components"].contains(&field);
+        if let Some(text) = value.as_str().filter(|t| always_a_path || !t.contains('\n')) {
+            found.push((field, text.to_owned()));
         }
     };
-    let list = |name: &str| fields.get(name).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     for field in DIRECTORY_FIELDS.iter().chain(&FILE_LIST_FIELDS) {
-        list(field).iter().for_each(|item| add(field, item));
+        items(fields, field).for_each(|item| add(field, item));
     }
     for field in PATH_OBJECT_FIELDS {
-        list(field).iter().filter_map(|item| item.get("path")).for_each(|path| add(field, path));
+        items(fields, field).filter_map(Value::as_object).flat_map(|o| values(o, "path")).for_each(|p| add(field, p));
     }
-    if let Some(path) = fields.get("openapi").and_then(|o| o.get("path")) {
-        add("openapi", path);
-    }
+    values(fields, "openapi")
+        .filter_map(Value::as_object)
+        .flat_map(|o| values(o, "path"))
+        .for_each(|p| add("openapi", p));
     for field in ["configMapGenerator", "secretGenerator"] {
-        for generator in list(field) {
-            let entries = ["files", "envs"].into_iter().filter_map(|key| generator.get(key)?.as_array()).flatten();
-            for entry in entries.chain(generator.get("env")) {
+        for generator in items(fields, field).filter_map(Value::as_object) {
+            let lists =
+                ["files", "envs"].into_iter().flat_map(|key| values(generator, key)).filter_map(Value::as_array);
+            for entry in lists.flatten().chain(values(generator, "env")) {
                 // `files` entries may be `key=path`.
-                let path = entry.as_str().map(|e| e.split_once('=').map_or(e, |(_, path)| path));
-                if let Some(path) = path {
+                if let Some(path) = entry.as_str().map(|e| e.split_once('=').map_or(e, |(_, path)| path)) {
                     add(field, &Value::String(path.to_owned()));
                 }
             }
         }
     }
     found
+}
+
+/// The values of every key of `object` that is `name` but for case.
+fn values<'a>(object: &'a serde_json::Map<String, Value>, name: &'a str) -> impl Iterator<Item = &'a Value> {
+    object.iter().filter(move |(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value)
+}
+
+/// The items of every list under `name` (case aside).
+fn items<'a>(object: &'a serde_json::Map<String, Value>, name: &'a str) -> impl Iterator<Item = &'a Value> {
+    values(object, name).filter_map(Value::as_array).flatten()
 }
 
 /// A remote base as kustomize understands them: a URL, `git@host:…`, `git::…`, or
@@ -183,12 +206,16 @@ impl<'a> Index<'a> {
         self.dirs.contains(path)
     }
 
-    /// The kustomization file of `dir` and its text (a file that is not UTF-8 is kustomize's to report).
-    fn kustomization(&self, dir: &str) -> Option<(String, &'a str)> {
+    fn is_file(&self, path: &str) -> bool {
+        self.files.contains_key(path)
+    }
+
+    /// The kustomization file of `dir` and its bytes.
+    fn kustomization(&self, dir: &str) -> Option<(String, &'a [u8])> {
         KUSTOMIZATION_FILES.iter().find_map(|name| {
             let path = if dir.is_empty() { (*name).to_owned() } else { format!("{dir}/{name}") };
-            let text = std::str::from_utf8(self.files.get(path.as_str())?).ok()?;
-            Some((path, text))
+            let bytes = *self.files.get(path.as_str())?;
+            Some((path, bytes))
         })
     }
 }
@@ -227,6 +254,11 @@ mod tests {
                 "secretGenerator:\n  - name: s\n    envs: [/var/run/secrets/kubernetes.io/serviceaccount/token]\n",
             ),
             ("patches", "patches:\n  - path: ../../../p.yaml\n"),
+            // kustomize matches field names without regard to case, and takes a newline in a
+            // resource for part of its path.
+            ("resources", "Resources: [../../outside]\n"),
+            ("resources", "RESOURCES: [\"x\\n/../../../outside\"]\n"),
+            ("configMapGenerator", "ConfigMapGenerator:\n  - name: s\n    FILES: [../../../etc/hostname]\n"),
         ] {
             let files = repo(&[("app/kustomization.yaml", kustomization)]);
             let error = confine(&files, "app", false).unwrap_err().to_string();
@@ -242,12 +274,25 @@ mod tests {
     }
 
     #[test]
+    fn a_kustomization_this_check_cannot_read_is_refused() {
+        let utf16 = [0xFF, 0xFE, b'r', 0, b':', 0];
+        let files = vec![RepoFile { path: "app/kustomization.yaml".into(), bytes: utf16.to_vec() }];
+        let error = confine(&files, "app", false).unwrap_err().to_string();
+        assert_eq!(error, "app/kustomization.yaml: a kustomization must be UTF-8 text");
+    }
+
+    #[test]
     fn remote_bases_are_refused_unless_allowed() {
         for remote in [
             "https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v1.0.6",
             "github.com/org/repo//deploy?ref=main",
             "git@github.com:org/repo.git",
             "ssh://git@host/org/repo.git",
+            // Not in the repository: kustomize would try these as remote bases.
+            "github.com/org/repo",
+            "GITHUB.COM/org/repo",
+            "github.com:org/repo",
+            "foo@10.0.0.5:org/repo.git",
         ] {
             let files = repo(&[("kustomization.yaml", &format!("resources: [\"{remote}\"]\n"))]);
             let error = confine(&files, "", false).unwrap_err().to_string();

@@ -67,6 +67,12 @@ impl Method {
     }
 }
 
+/// Does an object come from a Helm chart (its origin, `chart (helm output)#3`, says so)? Only
+/// there do `helm.sh/hook` annotations make hooks; elsewhere they are plain annotations.
+pub fn is_helm_output(origin: &str) -> bool {
+    origin.rsplit_once('#').is_some_and(|(file, _)| file.ends_with(" (helm output)"))
+}
+
 /// Why a build failed. Messages start with what failed, so they read well after the revision.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
@@ -173,8 +179,8 @@ pub struct Builder {
     detected: Mutex<lru::LruCache<cache::Key, Method>>,
     /// One build of the same inputs at a time: the others take its output.
     locks: KeyedLocks<cache::Key>,
-    /// Tools running at once ([`PARALLEL_BUILDS`]): each may use `--build-max-memory`, and
-    /// they share the operator's memory limit.
+    /// Builds at once ([`PARALLEL_BUILDS`], taken by the caller: [`Builder::slot`]): each tool
+    /// may use `--build-max-memory`, and they share the operator's memory limit.
     running: tokio::sync::Semaphore,
     metrics: Arc<crate::metrics::Metrics>,
 }
@@ -241,6 +247,7 @@ impl Builder {
         let content = self.run(tool, &args, &checkout).await?;
         let shown = if path.is_empty() { "." } else { path.as_str() };
         let file = ManifestFile { path: format!("{shown} ({} output)", tool.name), content };
+        debug_assert!(tool.name != "helm" || is_helm_output(&format!("{}#1", file.path)));
         let built = Arc::new(Built { files: vec![file], value_variables: names });
         self.outputs.lock().unwrap_or_else(PoisonError::into_inner).put(key, built.clone());
         Ok(built)
@@ -270,12 +277,14 @@ impl Builder {
         Ok((&self.settings.helm, args))
     }
 
-    /// Runs `tool` in a build slot; its output, counted in the metrics.
+    /// One of the [`PARALLEL_BUILDS`] build slots, held while a build reads the repository and
+    /// runs its tool (`None` only once the builder is gone).
+    pub async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.running.acquire().await.ok()
+    }
+
+    /// Runs `tool`; its output, counted in the metrics.
     async fn run(&self, tool: &Tool, args: &[String], checkout: &checkout::Checkout) -> Result<String, BuildError> {
-        let _running = self.running.acquire().await.map_err(|_| BuildError::Io {
-            what: "wait for a build slot".into(),
-            message: "the operator is stopping".into(),
-        })?;
         let started = std::time::Instant::now();
         let output = process::run(tool, args, &checkout.repo(), &checkout.home()).await;
         self.metrics.build_finished(tool.name, output.is_ok(), started.elapsed());

@@ -122,7 +122,7 @@ async fn read_head(pipe: Option<impl AsyncRead + Unpin>, keep: usize) -> Vec<u8>
 async fn read_capped(pipe: Option<impl AsyncRead + Unpin>, cap: u64) -> Option<Vec<u8>> {
     let mut buffer = Vec::new();
     let Some(pipe) = pipe else { return Some(buffer) };
-    let mut limited = pipe.take(cap + 1);
+    let mut limited = pipe.take(cap.saturating_add(1));
     if limited.read_to_end(&mut buffer).await.is_err() {
         return Some(buffer);
     }

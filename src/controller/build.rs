@@ -33,9 +33,19 @@ pub(super) async fn render_and_plan(
     let owner = run.owner().map_err(Err)?;
     let manifests = match manifests(run, context, work, &owner).await {
         Ok(manifests) => manifests,
+        Err(ManifestsError::CallValue { variable }) => {
+            // Dropped, so the next deployment does not fail on it again.
+            run.status.variables.remove(&variable);
+            let message = format!(
+                "revision {}: variable {variable} was set by a trigger call and fills a Helm value, but its value holds characters a chart's template could turn into YAML structure; a call's value for Helm values must match {}, so nothing was applied and the call's value is dropped",
+                revision.name,
+                build::helm::SAFE_CALL_VALUE
+            );
+            return Ok(Err(Failure::of_content(Reason::VariableNotAllowed, message, interval)));
+        }
         Err(error) => return Ok(Err(error.failure(&revision.name, interval))),
     };
-    let files = &manifests.files;
+    let files = manifests.files();
     let render_span = tracing::info_span!("render", revision = %revision.name, files = files.len());
     let strict = app.spec.strict_variables;
     let budget = context.settings.render_budget;
@@ -71,17 +81,29 @@ pub(super) async fn render_and_plan(
 
 /// What rendering starts from: the files at the path, or what Kustomize or Helm built.
 struct Manifests {
-    files: Vec<render::ManifestFile>,
+    plain: Vec<render::ManifestFile>,
+    built: Option<Arc<build::Built>>,
     /// Variables that only Helm values reference (a call may set them too).
     value_variables: BTreeSet<String>,
     /// Those of them that reach an identity field through the chart's templates.
     value_identity: BTreeMap<String, String>,
 }
 
+impl Manifests {
+    fn files(&self) -> &[render::ManifestFile] {
+        self.built.as_ref().map_or(&self.plain, |built| &built.files)
+    }
+}
+
 /// Why the manifests could not be had.
 enum ManifestsError {
     Source(SourceError),
     Build(BuildError),
+    /// A trigger call set a variable of the Helm values to a value that is not plain text
+    /// ([`build::helm::SAFE_CALL_VALUE`]).
+    CallValue {
+        variable: String,
+    },
 }
 
 impl ManifestsError {
@@ -89,6 +111,11 @@ impl ManifestsError {
         match self {
             ManifestsError::Source(error) => Failure::source(&error, retry),
             ManifestsError::Build(error) => Failure::build(&error, revision, retry),
+            ManifestsError::CallValue { variable } => Failure::of_content(
+                Reason::VariableNotAllowed,
+                format!("revision {revision}: variable {variable}"),
+                retry,
+            ),
         }
     }
 }
@@ -105,12 +132,16 @@ async fn manifests(
     let method = match method(run, context, work, path).await? {
         Ok(method) => method,
         Err(plain) => {
-            let files = with_repository_paths(path, plain);
-            return Ok(Manifests { files, value_variables: BTreeSet::new(), value_identity: BTreeMap::new() });
+            let plain = with_repository_paths(path, plain);
+            let (value_variables, value_identity) = (BTreeSet::new(), BTreeMap::new());
+            return Ok(Manifests { plain, built: None, value_variables, value_identity });
         }
     };
     let capabilities = match method {
-        Method::Helm(_) => context.capabilities().await,
+        Method::Helm(_) => context.capabilities().await.map_err(|e| {
+            let what = "read the cluster's version and APIs (Helm's .Capabilities)".to_owned();
+            ManifestsError::Build(BuildError::Io { what, message: e.to_string() })
+        })?,
         Method::Kustomize => Default::default(),
     };
     let namespace = run.app.spec.target_namespace.clone().unwrap_or_else(|| owner.namespace.clone());
@@ -131,8 +162,13 @@ async fn manifests(
     };
     let mut repository = None;
     let built = cached_or_built(context, work, &request, &mut repository).await?;
+    let from_calls = run.status.variables.iter().filter(|(name, _)| built.value_variables.contains(*name));
+    if let Some((variable, _)) = from_calls.into_iter().find(|(_, value)| !build::helm::is_safe_call_value(value)) {
+        return Err(ManifestsError::CallValue { variable: variable.clone() });
+    }
     let value_identity = value_identity(context, work, &request, &built, &mut repository).await?;
-    Ok(Manifests { files: built.files.clone(), value_variables: built.value_variables.clone(), value_identity })
+    let value_variables = built.value_variables.clone();
+    Ok(Manifests { plain: Vec::new(), built: Some(built), value_variables, value_identity })
 }
 
 /// How the path is built: the spec says, or an earlier look at this revision, or the files
@@ -163,7 +199,8 @@ async fn method(
 /// The variables of Helm values that reach an identity field through the chart's templates,
 /// so a call is refused them up front: the chart is built once more with markers as their
 /// values ([`render::identity_markers`]), once per revision (the markers never change, so the
-/// build is cached like any other).
+/// build is cached like any other). A chart that does not render with markers (it compares
+/// or types such a value) gets every one of them refused: what cannot be checked is not allowed.
 async fn value_identity(
     context: &Context,
     work: &Work,
@@ -176,9 +213,19 @@ async fn value_identity(
     }
     let markers = render::identity_markers(&built.value_variables);
     let marked_request = build::Request { variables: &markers, strict: false, ..*request };
-    let marked = cached_or_built(context, work, &marked_request, repository).await?;
-    render::identity_variables_of(&marked.files, &built.value_variables, context.settings.render_budget)
-        .map_err(|e| ManifestsError::Build(BuildError::Values(e.to_string())))
+    let unchecked = |why: String| {
+        let place = format!("a Helm value whose use could not be checked ({why})");
+        Ok(built.value_variables.iter().map(|name| (name.clone(), place.clone())).collect())
+    };
+    let marked = match cached_or_built(context, work, &marked_request, repository).await {
+        Ok(marked) => marked,
+        Err(ManifestsError::Build(error)) => return unchecked(error.to_string()),
+        Err(other) => return Err(other),
+    };
+    match render::identity_variables_of(&marked.files, &built.value_variables, context.settings.render_budget) {
+        Ok(found) => Ok(found),
+        Err(error) => unchecked(error.to_string()),
+    }
 }
 
 /// The cached output of `request`, else a build (reading the repository once per reconcile).
@@ -191,6 +238,8 @@ async fn cached_or_built(
     if let Some(built) = context.builder.cached(request) {
         return Ok(built);
     }
+    // The repository's files count against memory too: read them in a build slot.
+    let _slot = context.builder.slot().await;
     if repository.is_none() {
         let files = context.git.read_repository(&work.source, &work.revision).await.map_err(ManifestsError::Source)?;
         *repository = Some(files);
@@ -231,7 +280,7 @@ fn render_with_overrides(
     strict: bool,
     budget: render::Budget,
 ) -> Result<Checked, render::RenderError> {
-    let files = &manifests.files;
+    let files = manifests.files();
     let mut names = render::placeholders(files)?;
     let mut identity = render::identity_variables_of(files, &names, budget)?;
     names.extend(manifests.value_variables.iter().cloned());

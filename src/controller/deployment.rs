@@ -190,7 +190,7 @@ pub(super) async fn reapply(
     checked: &Validated,
     record: &DeploymentRecord,
 ) -> Exit {
-    let _slot = context.work_slot().await;
+    run.take_slot(context).await;
     let work = match inputs::recorded_work(run, context, checked, record).await {
         Ok(work) => work,
         Err(exit) => return exit,
@@ -216,11 +216,16 @@ async fn apply(
     let owner = run.owner()?;
     let id = recorded(run).id.clone();
     let default_namespace = app.spec.target_namespace.clone().unwrap_or_else(|| owner.namespace.clone());
-    let chart = hooks::split(objects, super::hooks::is_install(recorded(run)));
-    if !chart.pre.is_empty() && !recorded(run).pre_hooks_done {
+    // A chart's hooks run when its inputs changed, not on a re-apply that corrects drift.
+    let changed = run.status.last_applied_fingerprint.as_deref() != Some(work.fingerprint.as_str());
+    let chart = match objects.first().is_some_and(|o| crate::build::is_helm_output(&o.origin)) {
+        true => hooks::split(objects, super::hooks::is_install(recorded(run))),
+        false => hooks::Split { main: objects, ..Default::default() },
+    };
+    if changed && !chart.pre.is_empty() && !recorded(run).pre_hooks_done {
         return super::hooks::run(run, context, checked, hooks::Stage::Pre, chart.pre).await;
     }
-    recorded(run).post_hooks_pending = !chart.post.is_empty();
+    recorded(run).post_hooks_pending = changed && !chart.post.is_empty();
     let request = DeployRequest {
         owner: &owner,
         default_namespace: &default_namespace,

@@ -58,9 +58,9 @@ pub(super) async fn run(
             return deployment::finish(run, context, checked, Ending::HookFailed(stage, error.to_string())).await;
         }
     };
-    // Hooks that are not Jobs are done once applied.
+    // Hooks that are neither Jobs nor Pods are done once applied.
     let (jobs, others): (Vec<InventoryEntry>, Vec<InventoryEntry>) =
-        outcome.inventory.into_iter().partition(hooks::is_job);
+        outcome.inventory.into_iter().partition(hooks::is_awaited);
     let _ = context.deployer.clean_up_hooks(&owner, account, &others, true).await;
     let record = recorded(run);
     record.phase = Some(phase_of(stage));
@@ -117,7 +117,7 @@ pub(super) async fn progress(run: &mut Run<'_>, context: &Context, checked: &Val
 
 /// Rolled out, with post hooks to run: the revision is built again (its output is cached) for them.
 pub(super) async fn run_post(run: &mut Run<'_>, context: &Context, checked: &Validated) -> Exit {
-    let _slot = context.work_slot().await;
+    run.take_slot(context).await;
     let record = recorded(run).clone();
     let work = match super::inputs::recorded_work(run, context, checked, &record).await {
         Ok(work) => work,

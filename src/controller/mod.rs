@@ -109,11 +109,10 @@ const CAPABILITIES_TTL: std::time::Duration = std::time::Duration::from_secs(600
 
 impl Context {
     /// The cluster's version and APIs (for Helm charts), read at most every ten minutes.
-    /// Unreadable: Helm's defaults, and a retry next time.
-    pub(crate) async fn capabilities(&self) -> Arc<crate::build::Capabilities> {
+    pub(crate) async fn capabilities(&self) -> Result<Arc<crate::build::Capabilities>, kube::Error> {
         let mut cached = self.capabilities.lock().await;
         if let Some((_, capabilities)) = cached.as_ref().filter(|(at, _)| at.elapsed() < CAPABILITIES_TTL) {
-            return capabilities.clone();
+            return Ok(capabilities.clone());
         }
         let read = async {
             let version = self.client.apiserver_version().await?.git_version;
@@ -123,17 +122,11 @@ impl Context {
             }
             Ok::<_, kube::Error>(crate::build::Capabilities { kube_version: version, api_versions })
         };
-        match read.await {
-            Ok(capabilities) => {
-                let capabilities = Arc::new(capabilities);
-                *cached = Some((std::time::Instant::now(), capabilities.clone()));
-                capabilities
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the cluster's version and APIs for Helm's .Capabilities");
-                Arc::default()
-            }
-        }
+        // Unreadable: the build fails (and is retried), rather than rendering a chart for
+        // Helm's default cluster, whose capability checks could drop objects.
+        let capabilities = Arc::new(read.await?);
+        *cached = Some((std::time::Instant::now(), capabilities.clone()));
+        Ok(capabilities)
     }
 
     pub fn new(

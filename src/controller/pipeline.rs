@@ -59,6 +59,9 @@ pub(super) struct Run<'a> {
     pub status: GitOpsApplicationStatus,
     pub generation: Option<i64>,
     written: &'a status::LastWritten,
+    /// The work slot this reconcile holds while it fetches, renders and applies; taken once
+    /// ([`Run::take_slot`]), so a phase that goes on to apply never waits for a second one.
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// How a reconcile ends early: the action to return, once the status saying why is written.
@@ -99,6 +102,13 @@ impl Run<'_> {
         self.report(context, Stop::Failed(failure)).await
     }
 
+    /// Holds a work slot (`--concurrency`) from now until the reconcile ends.
+    pub async fn take_slot(&mut self, context: &Context) {
+        if self.slot.is_none() {
+            self.slot = context.work_slot().await;
+        }
+    }
+
     pub fn owner(&self) -> Result<Owner, Error> {
         Ok(Owner { namespace: self.app.namespace().ok_or(Error::NoNamespace)?, name: self.app.name_any() })
     }
@@ -106,7 +116,7 @@ impl Run<'_> {
 
 async fn apply(app: &GitOpsApplication, api: &Api<GitOpsApplication>, context: &Context) -> Result<Action, Error> {
     let status = app.status.clone().unwrap_or_default();
-    let mut run = Run { app, api, status, generation: app.metadata.generation, written: &context.written };
+    let mut run = Run { app, api, status, generation: app.metadata.generation, written: &context.written, slot: None };
     if app.status.as_ref().and_then(|s| s.observed_generation).is_none() {
         notify::created(context, app).await;
     }
@@ -138,7 +148,7 @@ async fn phases(run: &mut Run<'_>, context: &Context) -> Phase<Action> {
             Err(deployment::carry_on(run, context, &checked, *record).await)
         }
         Plan::Inputs(checked) => {
-            let _slot = context.work_slot().await;
+            run.take_slot(context).await;
             conditions::clear(&mut run.status.conditions, STALLED);
             run.status.observed_generation = run.generation;
             let work = inputs::source_and_trigger(run, context, &checked).await?;

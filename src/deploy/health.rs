@@ -29,8 +29,10 @@ fn int(value: &Value) -> i64 {
 
 /// Judges a live workload object (or a hook's Job). Unknown kinds count as complete.
 pub fn rollout(kind: &str, object: &Value) -> Rollout {
-    if kind == "Job" {
-        return job(object); // Jobs have no observedGeneration
+    match kind {
+        "Job" => return job(object), // Jobs and Pods have no observedGeneration
+        "Pod" => return pod(object),
+        _ => {}
     }
     let generation = int(&object["metadata"]["generation"]);
     let status = &object["status"];
@@ -118,6 +120,19 @@ fn job(object: &Value) -> Rollout {
     Rollout::Progressing(format!("{active} pods running{retries}"))
 }
 
+/// A Pod (a Helm hook) runs to an end: phase Succeeded or Failed.
+fn pod(object: &Value) -> Rollout {
+    match object["status"]["phase"].as_str().unwrap_or("Pending") {
+        "Succeeded" => Rollout::Complete,
+        "Failed" => {
+            let status = &object["status"];
+            let why = status["message"].as_str().or(status["reason"].as_str()).unwrap_or("the Pod failed");
+            Rollout::Failed(why.to_owned())
+        }
+        phase => Rollout::Progressing(format!("the Pod is {phase}")),
+    }
+}
+
 fn daemonset(object: &Value) -> Rollout {
     let status = &object["status"];
     let desired = int(&status["desiredNumberScheduled"]);
@@ -145,6 +160,16 @@ mod tests {
         assert_eq!(rollout("Job", &job(complete)), Rollout::Complete);
         let failed = json!({"failed": 6, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]});
         assert_eq!(rollout("Job", &job(failed)), Rollout::Failed("Job has reached the specified backoff limit".into()));
+        let pod = |status: Value| json!({"metadata": {"generation": 1}, "status": status});
+        assert_eq!(
+            rollout("Pod", &pod(json!({"phase": "Running"}))),
+            Rollout::Progressing("the Pod is Running".into())
+        );
+        assert_eq!(rollout("Pod", &pod(json!({"phase": "Succeeded"}))), Rollout::Complete);
+        assert_eq!(
+            rollout("Pod", &pod(json!({"phase": "Failed", "reason": "Error"}))),
+            Rollout::Failed("Error".into())
+        );
     }
 
     #[test]

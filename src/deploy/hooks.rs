@@ -9,6 +9,9 @@
 //!   the hook's previous object before it is applied again, so a migration Job runs afresh;
 //!   `hook-succeeded` and `hook-failed` delete it once its Jobs ended that way.
 //! - Other hooks (`test`, `pre-delete`, `post-delete`, `*-rollback`) are not applied.
+//! - Only a Helm chart's output has hooks (`build::is_helm_output`); the annotation on a plain
+//!   manifest or a kustomization's object is just an annotation. A re-apply that corrects drift
+//!   (same inputs) runs no hooks.
 //!
 //! Hook objects are not in the inventory (as Helm does not track them in a release), so they
 //! are never pruned; their delete policies clean them up.
@@ -97,9 +100,11 @@ impl DeletePolicy {
     }
 }
 
-/// A hook's Jobs are waited for; other kinds are done once applied.
-pub fn is_job(entry: &InventoryEntry) -> bool {
-    entry.kind == "Job" && entry.api_version.starts_with("batch/")
+/// A hook's Jobs and Pods are waited for (until they succeed or fail); other kinds are done
+/// once applied.
+pub fn is_awaited(entry: &InventoryEntry) -> bool {
+    (entry.kind == "Job" && entry.api_version.starts_with("batch/"))
+        || (entry.kind == "Pod" && entry.api_version == "v1")
 }
 
 fn annotation<'a>(object: &'a PlannedObject, name: &str) -> Option<&'a str> {
