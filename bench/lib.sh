@@ -5,6 +5,9 @@
 KUBECONFIG_PATH=${KUBECONFIG_PATH:-$ROOT/target/testenv/kubeconfig}
 KUBECTL=${KUBECTL:-$HOME/.cache/tugboat/testenv/bin/kubectl}
 TUGBOAT=${TUGBOAT:-$ROOT/target/release/tugboat}
+# The build tools of the test environment (`--kustomize-bin`, `--helm-bin`).
+KUSTOMIZE_BIN=${KUSTOMIZE_BIN:-$HOME/.cache/tugboat/testenv/bin/kustomize}
+HELM_BIN=${HELM_BIN:-$HOME/.cache/tugboat/testenv/bin/helm}
 OPERATOR_PID=
 
 die() { echo "error: $*" >&2; exit 1; }

@@ -24,10 +24,30 @@
 # and prints a Markdown table. It deletes what it created and is bounded in time (each wait has
 # a deadline).
 #
+# SOURCE=kustomize or SOURCE=helm builds the same objects instead (the default, plain, is the
+# directory of YAML above): for kustomize, deploy/ is an overlay (a label, a patch) of base/,
+# whose app.yaml holds the three objects; for helm, deploy/ is a chart whose template names
+# them "{{ .Values.prefix }}${APP}" and whose values.yaml holds the release number. Neither tool
+# touches `${APP}`: tugboat substitutes it after the build, so all APPS applications share one
+# build per commit (helm: every application sets `helm.releaseName: HELM_RELEASE`, since the
+# release name is an input of the build; HELM_RELEASE= leaves it to each application's name, one
+# build each). The operator then runs with --kustomize-bin and --helm-bin, the floor applies the
+# tool's output of the first commit, and the script reads `tugboat_builds_total` and
+# `tugboat_build_duration_seconds` from the operator's /metrics after the first sync, after the
+# storm, and after two more steps that must start no build:
+#   7. reconcile requests: sets the annotation tugboat.dev/reconcile-requested-at on every
+#      application and waits until each has handled it (status.lastHandledReconcileAt) and its
+#      deployment finished: each asks the remote, renders (the build from the cache) and applies,
+#   8. no-change reconciles: restarts the operator (build cache and counters empty) and waits
+#      until every application has had a reconcile that found nothing changed (the debug line
+#      "nothing changed: no fetch, no apply"),
+# before the floor.
+#
 # Usage: bench/scale.sh
-# Env:   APPS (default 100), CONCURRENCY (operator --concurrency, default: the operator's),
+# Env:   APPS (default 100), SOURCE (plain | kustomize | helm, default plain), HELM_RELEASE
+#        (default bench), CONCURRENCY (operator --concurrency, default: the operator's),
 #        POLL (seconds, default 0.5), IDLE (seconds, default 15), FLOOR (default 1), DEADLINE (seconds per wait,
-#        default 600), OPERATOR_ARGS, KUBECONFIG_PATH, KUBECTL, TUGBOAT, KEEP_LOGS=1
+#        default 600), OPERATOR_ARGS, KUBECONFIG_PATH, KUBECTL, TUGBOAT, KUSTOMIZE_BIN, HELM_BIN, KEEP_LOGS=1
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +57,14 @@ APPS=${APPS:-100}
 POLL=${POLL:-0.5}
 IDLE=${IDLE:-15}
 DEADLINE=${DEADLINE:-600}
+SOURCE=${SOURCE:-plain}
+HELM_RELEASE=${HELM_RELEASE-bench}
+case $SOURCE in
+    plain) ;;
+    kustomize) [[ -x $KUSTOMIZE_BIN ]] || die "no kustomize at $KUSTOMIZE_BIN (set KUSTOMIZE_BIN)" ;;
+    helm) [[ -x $HELM_BIN ]] || die "no helm at $HELM_BIN (set HELM_BIN)" ;;
+    *) die "SOURCE must be plain, kustomize or helm, not $SOURCE" ;;
+esac
 
 K_TIMEOUT=${K_TIMEOUT:-60s}
 prepare git jq curl python3 awk
@@ -68,6 +96,90 @@ git init --quiet --bare --initial-branch=main "$WORK/repo.git"
 git init --quiet --initial-branch=main "$WORK/src"
 mkdir -p "$WORK/src/deploy"
 write_manifests() {
+    case $SOURCE in
+        plain) write_plain "$1" ;;
+        kustomize) write_overlay "$1" ;;
+        helm) write_chart "$1" ;;
+    esac
+    git -C "$WORK/src" add -A
+    git -C "$WORK/src" -c user.name=bench -c user.email=bench@example.invalid commit --quiet -m "release $1"
+    git -C "$WORK/src" push --quiet "$WORK/repo.git" main
+    git -C "$WORK/src" rev-parse HEAD
+}
+# The three objects of write_plain in block style (kustomize and helm parse YAML before tugboat
+# substitutes, and `${APP}` cannot stand unquoted in a flow mapping): release $1, names
+# prefixed with $2.
+block_manifests() {
+    cat <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: "$2\${APP}-config"
+data:
+  release: "$1"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: "$2\${APP}"
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: "\${APP}"
+  template:
+    metadata:
+      labels:
+        app: "\${APP}"
+    spec:
+      containers:
+        - name: web
+          image: registry.example.com/web:1
+          env:
+            - name: RELEASE
+              value: "$1"
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: "$2\${APP}"
+spec:
+  selector:
+    app: "\${APP}"
+  ports:
+    - port: 80
+EOF
+}
+write_overlay() {
+    mkdir -p "$WORK/src/base"
+    block_manifests "$1" "" >"$WORK/src/base/app.yaml"
+    printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - app.yaml\n' \
+        >"$WORK/src/base/kustomization.yaml"
+    cat >"$WORK/src/deploy/kustomization.yaml" <<'EOF'
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../base
+labels:
+  - pairs: {tier: web}
+    includeSelectors: false
+patches:
+  - target: {kind: Deployment}
+    patch: |-
+      - op: add
+        path: /spec/template/metadata/annotations
+        value: {bench.tugboat.dev/overlay: scale}
+EOF
+}
+write_chart() {
+    mkdir -p "$WORK/src/deploy/templates"
+    printf 'apiVersion: v2\nname: bench\nversion: 0.1.0\n' >"$WORK/src/deploy/Chart.yaml"
+    printf 'release: "%s"\nprefix: ""\n' "$1" >"$WORK/src/deploy/values.yaml"
+    # The release number comes from the values, the names from ${APP} (helm leaves it alone).
+    # shellcheck disable=SC2016
+    block_manifests '{{ .Values.release }}' '{{ .Values.prefix }}' >"$WORK/src/deploy/templates/app.yaml"
+}
+write_plain() {
     cat >"$WORK/src/deploy/app.yaml" <<EOF
 apiVersion: v1
 kind: ConfigMap
@@ -98,10 +210,6 @@ spec:
   selector: {app: \${APP}}
   ports: [{port: 80}]
 EOF
-    git -C "$WORK/src" add -A
-    git -C "$WORK/src" -c user.name=bench -c user.email=bench@example.invalid commit --quiet -m "release $1"
-    git -C "$WORK/src" push --quiet "$WORK/repo.git" main
-    git -C "$WORK/src" rev-parse HEAD
 }
 FIRST=$(write_manifests 1)
 
@@ -109,15 +217,18 @@ FIRST=$(write_manifests 1)
 k create namespace "$NS" >/dev/null
 tenant "$NS"
 progress "creating $APPS applications in $NS"
-python3 - "$APPS" "$WORK/repo.git" >"$WORK/apps.yaml" <<'EOF'
+python3 - "$APPS" "$WORK/repo.git" "$SOURCE" "$HELM_RELEASE" >"$WORK/apps.yaml" <<'EOF'
 import json, sys
-count, repo = int(sys.argv[1]), sys.argv[2]
+count, repo, source, release = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 items = [{
     "apiVersion": "tugboat.dev/v1alpha1", "kind": "GitOpsApplication",
     "metadata": {"name": f"app-{i:04d}", "labels": {"bench": "scale"}},
     "spec": {"source": {"repoURL": f"file://{repo}", "ref": {"branch": "main"}, "path": "deploy"},
              "variables": {"APP": f"app-{i:04d}"}, "healthTimeout": "300s"},
 } for i in range(count)]
+if source == "helm" and release:  # the release name is an input of the build: one for all
+    for item in items:
+        item["spec"]["source"]["helm"] = {"releaseName": release}
 items.append({"apiVersion": "tugboat.dev/v1alpha1", "kind": "Webhook", "metadata": {"name": "push"},
               "spec": {"provider": "generic", "targets": [{"selector": {"matchLabels": {"bench": "scale"}}}]}})
 print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
@@ -160,7 +271,13 @@ wait_all_ready() {
     done
     echo $(($(now_ms) - since))
 }
-fetches() { grep -c '"message":"fetched"' "$WORK/operator.log" || true; }
+fetches() { grep -c '"message":"fetched"' "${1:-$WORK/operator.log}" || true; }
+# From the operator's /metrics: runs of the build tools (every tool and result), and the seconds
+# they took.
+builds() { curl -fsS "http://127.0.0.1:$PROBE_PORT/metrics" | awk '/^tugboat_builds_total\{/ {n += $NF} END {print n + 0}'; }
+build_seconds() {
+    curl -fsS "http://127.0.0.1:$PROBE_PORT/metrics" | awk '/^tugboat_build_duration_seconds_sum\{/ {s += $NF} END {print s + 0}'
+}
 # Saves the API server's request counters (apiserver_request_total) to file $1.
 api_requests() { k get --raw /metrics | grep '^apiserver_request_total{' >"$1" || true; }
 # The requests made between snapshots $1 and $2, per application, by verb and resource (the
@@ -195,6 +312,7 @@ args=(run --kubeconfig "$KUBECONFIG_PATH" --namespace "$NS" --leader-election-na
     --trigger-addr "127.0.0.1:$TRIGGER_PORT" --probe-addr "127.0.0.1:$PROBE_PORT" --cache-dir "$WORK/cache"
     --log-format json)
 [[ -n ${CONCURRENCY:-} ]] && args+=(--concurrency "$CONCURRENCY")
+[[ $SOURCE != plain ]] && args+=(--kustomize-bin "$KUSTOMIZE_BIN" --helm-bin "$HELM_BIN")
 progress "starting the operator; first sync of $APPS applications"
 api_requests "$WORK/requests-0"
 started=$(now_ms)
@@ -204,6 +322,7 @@ OPERATOR_PID=$!
 SYNC_MS=$(wait_all_ready "$FIRST" "$started")
 SYNC_FETCHES=$(fetches)
 api_requests "$WORK/requests-1"
+if [[ $SOURCE != plain ]]; then BUILDS_SYNC=$(builds) BUILD_S_SYNC=$(build_seconds); fi
 
 # --- 4. memory when idle ------------------------------------------------------------------
 progress "idle for ${IDLE}s, then reading the operator's memory"
@@ -235,11 +354,85 @@ read -r START_MED START_MAX TOOK_MED TOOK_MAX < <(k -n "$NS" get gitopsapplicati
         | (map(.s) | sort) as $s | (map(.d) | sort) as $d
         | "\($s[length/2|floor]) \($s[-1]) \($d[length/2|floor]) \($d[-1])"')
 
+if [[ $SOURCE != plain ]]; then
+    BUILDS_STORM=$(builds) BUILD_S_STORM=$(build_seconds)
+    # --- 7. reconcile requests: render and apply again, the build from the cache ----------
+    REQUESTED=bench-$(date -u +%Y%m%dT%H%M%S)
+    before=$(fetches)
+    progress "requesting a reconcile of every application (tugboat.dev/reconcile-requested-at=$REQUESTED)"
+    api_requests "$WORK/requests-3"
+    started=$(now_ms)
+    k -n "$NS" annotate gitopsapplications -l bench=scale --overwrite "tugboat.dev/reconcile-requested-at=$REQUESTED" >/dev/null
+    until=$((SECONDS + DEADLINE)) last=-1
+    while :; do
+        count=$(k -n "$NS" get gitopsapplications -o json | jq --arg at "$REQUESTED" '[.items[]
+            | select(.status.lastHandledReconcileAt == $at and (.status.deployments[-1].finishedAt // "") != ""
+                     and any(.status.conditions[]?; .type == "Ready" and .status == "True"))] | length')
+        if ((count != last)); then progress "$count/$APPS handled the reconcile request"; last=$count; fi
+        ((count >= APPS)) && break
+        ((SECONDS < until)) || die "only $count/$APPS handled the reconcile request after ${DEADLINE}s"
+        sleep "$POLL"
+    done
+    REQUEST_MS=$(($(now_ms) - started))
+    sleep 2 # the reconciles the last status writes cause finish
+    REQUEST_FETCHES=$(($(fetches) - before))
+    api_requests "$WORK/requests-4"
+    # The applies of the application's objects meanwhile (server-side, as dry run and for real).
+    read -r REQUEST_DRY REQUEST_APPLIES < <(python3 - "$WORK/requests-3" "$WORK/requests-4" <<'PY'
+import re, sys
+def applies(path):
+    n = {True: 0.0, False: 0.0}
+    for line in open(path):
+        labels, value = line.rsplit(" ", 1)
+        f = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if f.get("verb") == "APPLY" and f.get("resource") in ("configmaps", "deployments", "services") and not f.get("subresource"):
+            n[bool(f.get("dry_run"))] += float(value)
+    return n
+a, b = applies(sys.argv[1]), applies(sys.argv[2])
+print(f"{b[True] - a[True]:.0f} {b[False] - a[False]:.0f}")
+PY
+)
+    BUILDS_REQUESTED=$(builds)
+    BUILD_SERIES=$(curl -fsS "http://127.0.0.1:$PROBE_PORT/metrics" | grep '^tugboat_builds_total{' || true)
+    # --- 8. no-change reconciles after a restart: build cache and counters empty -----------
+    stop_operator 100
+    progress "restarting the operator: one no-change reconcile per application"
+    started=$(now_ms)
+    # shellcheck disable=SC2086
+    RUST_LOG=info,kube=warn,tugboat::controller::inputs=debug "$TUGBOAT" "${args[@]}" ${OPERATOR_ARGS:-} \
+        >/dev/null 2>"$WORK/operator-restart.log" &
+    OPERATOR_PID=$!
+    # Applications with a no-change reconcile (one may have more than one).
+    unchanged() {
+        { grep '"message":"nothing changed: no fetch, no apply"' "$WORK/operator-restart.log" || true; } |
+            grep -o '"application":"[^"]*"' | sort -u | wc -l
+    }
+    until=$((SECONDS + DEADLINE))
+    while (($(unchanged) < APPS)); do
+        kill -0 "$OPERATOR_PID" 2>/dev/null || { tail -20 "$WORK/operator-restart.log" >&2; die "the operator exited"; }
+        ((SECONDS < until)) || die "only $(unchanged)/$APPS no-change reconciles after ${DEADLINE}s"
+        sleep "$POLL"
+    done
+    RESTART_MS=$(($(now_ms) - started))
+    sleep 2
+    UNCHANGED=$(unchanged) RESTART_FETCHES=$(fetches "$WORK/operator-restart.log") BUILDS_RESTART=$(builds)
+fi
+
 # --- 6. the floor: the same objects by kubectl, operator stopped ---------------------------
 FLOOR_MS=
 if [[ ${FLOOR:-1} == 1 ]]; then
     stop_operator 100
-    git -C "$WORK/src" show "$FIRST:deploy/app.yaml" >"$WORK/app.yaml"
+    case $SOURCE in
+        plain) git -C "$WORK/src" show "$FIRST:deploy/app.yaml" >"$WORK/app.yaml" ;;
+        *) # the tool's output of the first commit
+            mkdir "$WORK/first"
+            git -C "$WORK/src" archive "$FIRST" | tar -x -C "$WORK/first"
+            if [[ $SOURCE == kustomize ]]; then
+                "$KUSTOMIZE_BIN" build "$WORK/first/deploy" >"$WORK/app.yaml"
+            else
+                "$HELM_BIN" template "${HELM_RELEASE:-app}" "$WORK/first/deploy" --namespace "$NS-floor" >"$WORK/app.yaml"
+            fi ;;
+    esac
     python3 - "$APPS" "$WORK/app.yaml" >"$WORK/floor.yaml" <<'EOF'
 import sys
 count, template = int(sys.argv[1]), open(sys.argv[2]).read()
@@ -263,9 +456,14 @@ fi
 cpus=$(getconf _NPROCESSORS_ONLN)
 ms() { awk -v ms="$1" 'BEGIN { printf "%.1f s", ms / 1000 }'; }
 mib() { awk -v kb="$1" 'BEGIN { printf "%.1f MiB", kb / 1024 }'; }
+case $SOURCE in
+    plain) built= ;;
+    kustomize) built=", built by kustomize (base + overlay)" ;;
+    helm) built=", built by helm (one chart, release name ${HELM_RELEASE:-the application name})" ;;
+esac
 cat <<EOF
 
-$APPS applications (ConfigMap + Deployment + Service each) on one repository, $cpus cores
+$APPS applications (ConfigMap + Deployment + Service each) on one repository$built, $cpus cores
 
 | what | measured | git fetches |
 |---|---:|---:|
@@ -277,6 +475,25 @@ $APPS applications (ConfigMap + Deployment + Service each) on one repository, $c
 Storm breakdown (second precision, from status.deployments): deployments started a median
 $(ms "$START_MED") (last $(ms "$START_MAX")) after the call and took a median $(ms "$TOOK_MED") (longest $(ms "$TOOK_MAX")).
 EOF
+if [[ $SOURCE != plain ]]; then
+    # per_build SECONDS BUILDS: the tool's mean time per build.
+    per_build() { awk -v s="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.0f ms", s * 1000 / n; else print "—" }'; }
+    storm_builds=$((BUILDS_STORM - BUILDS_SYNC))
+    storm_build_s=$(awk -v a="$BUILD_S_STORM" -v b="$BUILD_S_SYNC" 'BEGIN { print a - b }')
+    cat <<EOF
+
+Builds (\`tugboat_builds_total\`, \`tugboat_build_duration_seconds\` from the operator's /metrics):
+
+| step | builds in the step | counter after it | the tool's time per build | git fetches |
+|---|---:|---:|---:|---:|
+| first sync | $BUILDS_SYNC | $BUILDS_SYNC | $(per_build "$BUILD_S_SYNC" "$BUILDS_SYNC") | $SYNC_FETCHES |
+| one push + one webhook call | $storm_builds | $BUILDS_STORM | $(per_build "$storm_build_s" "$storm_builds") | $STORM_FETCHES |
+| a reconcile request on every application (annotation \`tugboat.dev/reconcile-requested-at\`): all handled after $(ms "$REQUEST_MS"), $REQUEST_DRY dry-run applies + $REQUEST_APPLIES applies | $((BUILDS_REQUESTED - BUILDS_STORM)) | $BUILDS_REQUESTED | — | $REQUEST_FETCHES |
+| operator restarted (build cache and counters empty): $UNCHANGED/$APPS applications had a "nothing changed" reconcile after $(ms "$RESTART_MS") | $BUILDS_RESTART | $BUILDS_RESTART | — | $RESTART_FETCHES |
+
+$BUILD_SERIES (before the restart)
+EOF
+fi
 cat <<EOF
 
 API requests during the first sync (API server counters, rows of at least APPS/10):
@@ -295,4 +512,8 @@ $(awk -v a="$SYNC_MS" -v b="$FLOOR_MS" 'BEGIN { printf "%.2f", a / b }')×.
 EOF
 fi
 # One line for bench/run-all.sh.
-echo "SUMMARY apps=$APPS create_s=$(awk -v ms="$CREATE_MS" 'BEGIN{printf "%.1f", ms/1000}') first_sync_s=$(awk -v ms="$SYNC_MS" 'BEGIN{printf "%.1f", ms/1000}') sync_fetches=$SYNC_FETCHES rss_mib=$(awk -v kb="$RSS_KB" 'BEGIN{printf "%.1f", kb/1024}') storm_s=$(awk -v ms="$STORM_MS" 'BEGIN{printf "%.1f", ms/1000}') storm_fetches=$STORM_FETCHES floor_s=$(awk -v ms="${FLOOR_MS:-0}" 'BEGIN{printf "%.1f", ms/1000}')"
+builds_summary=
+if [[ $SOURCE != plain ]]; then
+    builds_summary=" source=$SOURCE builds_sync=$BUILDS_SYNC builds_storm=$((BUILDS_STORM - BUILDS_SYNC)) builds_requested=$((BUILDS_REQUESTED - BUILDS_STORM)) builds_restart=$BUILDS_RESTART request_fetches=$REQUEST_FETCHES"
+fi
+echo "SUMMARY apps=$APPS create_s=$(awk -v ms="$CREATE_MS" 'BEGIN{printf "%.1f", ms/1000}') first_sync_s=$(awk -v ms="$SYNC_MS" 'BEGIN{printf "%.1f", ms/1000}') sync_fetches=$SYNC_FETCHES rss_mib=$(awk -v kb="$RSS_KB" 'BEGIN{printf "%.1f", kb/1024}') storm_s=$(awk -v ms="$STORM_MS" 'BEGIN{printf "%.1f", ms/1000}') storm_fetches=$STORM_FETCHES floor_s=$(awk -v ms="${FLOOR_MS:-0}" 'BEGIN{printf "%.1f", ms/1000}')$builds_summary"
