@@ -218,9 +218,10 @@ async fn apply(
     let default_namespace = app.spec.target_namespace.clone().unwrap_or_else(|| owner.namespace.clone());
     // A chart's hooks run when its inputs changed, not on a re-apply that corrects drift.
     let changed = run.status.last_applied_fingerprint.as_deref() != Some(work.fingerprint.as_str());
-    let chart = match objects.first().is_some_and(|o| crate::build::is_helm_output(&o.origin)) {
-        true => hooks::split(objects, super::hooks::is_install(recorded(run))),
-        false => hooks::Split { main: objects, ..Default::default() },
+    let chart = if objects.first().is_some_and(|o| crate::build::is_helm_output(&o.origin)) {
+        hooks::split(objects, super::hooks::is_install(recorded(run)))
+    } else {
+        hooks::Split { main: objects, ..Default::default() }
     };
     if changed && !chart.pre.is_empty() && !recorded(run).pre_hooks_done {
         return super::hooks::run(run, context, checked, hooks::Stage::Pre, chart.pre).await;
