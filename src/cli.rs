@@ -20,7 +20,7 @@ struct Cli {
 enum Command {
     /// Run the operator: the GitOpsApplication controller and the probe server.
     Run(Box<RunArgs>),
-    /// Render a directory (or file) of manifests with variables and print the result, as the operator would.
+    /// Render a directory (or file) of manifests, a Kustomize overlay or a Helm chart with variables and print the result, as the operator would.
     Render(RenderArgs),
     /// Print the CustomResourceDefinitions (apply them with `tugboat crds | kubectl apply -f -`).
     Crds,
