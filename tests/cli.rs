@@ -1,6 +1,10 @@
 //! The `tugboat` command line: `render` and `crds` as users run them.
 
+mod support;
+
 use std::process::Command;
+
+use support::cluster::testenv_tool;
 
 fn tugboat(args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_tugboat")).args(args).output().expect("run tugboat");
@@ -63,34 +67,14 @@ fn crds_prints_every_kind() {
     }
 }
 
-/// A testenv tool (the pinned kustomize or helm), or `None` when the test environment is not
-/// built and not required (a loud skip; `make test` and CI build it).
-fn build_tool(name: &str) -> Option<String> {
-    let cache = std::env::var_os("TUGBOAT_TESTENV_CACHE").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        let home = std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(std::path::PathBuf::from)
-            .unwrap_or(home.join(".cache"))
-            .join("tugboat/testenv")
-    });
-    let path = cache.join("bin").join(name);
-    if path.exists() {
-        return Some(path.to_string_lossy().into_owned());
-    }
-    let required =
-        ["CI", "TUGBOAT_REQUIRE_CLUSTER"].iter().any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty() && v != "0"));
-    assert!(!required, "{} is missing: run `make testenv-build`", path.display());
-    eprintln!("SKIPPED: {} is missing (run `make testenv-build`)", path.display());
-    None
-}
-
 fn fixture(path: &str) -> String {
     format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[test]
 fn render_builds_an_overlay_and_a_chart_as_the_operator_does() {
-    let (Some(kustomize), Some(helm)) = (build_tool("kustomize"), build_tool("helm")) else { return };
+    let (Some(kustomize), Some(helm)) = (testenv_tool("kustomize"), testenv_tool("helm")) else { return };
+    let (kustomize, helm) = (kustomize.to_string_lossy().into_owned(), helm.to_string_lossy().into_owned());
     let overlay = fixture("kustomize-shop/overlays/staging");
     let (ok, stdout, stderr) =
         tugboat(&["render", &overlay, "--kustomize-bin", &kustomize, "--var", "SERVICE_TAG=canary"]);

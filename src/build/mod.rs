@@ -67,12 +67,6 @@ impl Method {
     }
 }
 
-/// Does an object come from a Helm chart (its origin, `chart (helm output)#3`, says so)? Only
-/// there do `helm.sh/hook` annotations make hooks; elsewhere they are plain annotations.
-pub fn is_helm_output(origin: &str) -> bool {
-    origin.rsplit_once('#').is_some_and(|(file, _)| file.ends_with(" (helm output)"))
-}
-
 /// Why a build failed. Messages start with what failed, so they read well after the revision.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
@@ -408,15 +402,4 @@ fn output_key(shape: &str, request: &Request<'_>, names: &BTreeSet<String>) -> c
 
 fn hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn objects_of_a_chart_are_told_apart_by_their_origin() {
-        assert!(super::is_helm_output("deploy/chart (helm output)#3"));
-        assert!(super::is_helm_output(". (helm output)#1"));
-        assert!(!super::is_helm_output("overlays/prod (kustomize output)#2"));
-        assert!(!super::is_helm_output("deploy/a.yaml#1"));
-    }
 }

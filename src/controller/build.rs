@@ -20,6 +20,13 @@ use crate::deploy::plan;
 use crate::render;
 use crate::source::SourceError;
 
+/// What a deployment applies: the planned objects, and whether they are a Helm chart's output
+/// (only there do `helm.sh/hook` annotations make hooks, see `deploy::hooks`).
+pub(super) struct Planned {
+    pub objects: Vec<plan::PlannedObject>,
+    pub chart: bool,
+}
+
 /// Render and plan (pure): a bad manifest fails here and applies nothing. The failure is
 /// reported by the caller, which also ends a deployment recorded as started.
 pub(super) async fn render_and_plan(
@@ -27,23 +34,19 @@ pub(super) async fn render_and_plan(
     context: &Context,
     work: &Work,
     checked: &Validated,
-) -> Phase<Result<Vec<plan::PlannedObject>, Failure>> {
+) -> Phase<Result<Planned, Failure>> {
     let (app, revision, interval) = (run.app, &work.revision, checked.interval);
     run.status.last_attempted_revision = Some(revision.name.clone());
     let owner = run.owner().map_err(Err)?;
     let manifests = match manifests(run, context, work, &owner).await {
         Ok(manifests) => manifests,
-        Err(ManifestsError::CallValue { variable }) => {
-            // Dropped, so the next deployment does not fail on it again.
-            run.status.variables.remove(&variable);
-            let message = format!(
-                "revision {}: variable {variable} was set by a trigger call and fills a Helm value, but its value holds characters a chart's template could turn into YAML structure; a call's value for Helm values must match {}, so nothing was applied and the call's value is dropped",
-                revision.name,
-                build::helm::SAFE_CALL_VALUE
-            );
-            return Ok(Err(Failure::of_content(Reason::VariableNotAllowed, message, interval)));
+        Err(error) => {
+            if let ManifestsError::CallValue { variable } = &error {
+                // Dropped, so the next deployment does not fail on it again.
+                run.status.variables.remove(variable);
+            }
+            return Ok(Err(error.failure(&revision.name, interval)));
         }
-        Err(error) => return Ok(Err(error.failure(&revision.name, interval))),
     };
     let files = manifests.files();
     let render_span = tracing::info_span!("render", revision = %revision.name, files = files.len());
@@ -74,7 +77,8 @@ pub(super) async fn render_and_plan(
             return Ok(Err(Failure::of_content(reason, message, interval)));
         }
     };
-    Ok(plan::plan(&rendered.objects, &owner).map_err(|error| {
+    let chart = manifests.chart;
+    Ok(plan::plan(&rendered.objects, &owner).map(|objects| Planned { objects, chart }).map_err(|error| {
         Failure::of_content(Reason::PlanFailed, format!("revision {}: {error}", revision.name), interval)
     }))
 }
@@ -83,6 +87,8 @@ pub(super) async fn render_and_plan(
 struct Manifests {
     plain: Vec<render::ManifestFile>,
     built: Option<Arc<build::Built>>,
+    /// A Helm chart's output.
+    chart: bool,
     /// Variables that only Helm values reference (a call may set them too).
     value_variables: BTreeSet<String>,
     /// Those of them that reach an identity field through the chart's templates.
@@ -111,11 +117,13 @@ impl ManifestsError {
         match self {
             ManifestsError::Source(error) => Failure::source(&error, retry),
             ManifestsError::Build(error) => Failure::build(&error, revision, retry),
-            ManifestsError::CallValue { variable } => Failure::of_content(
-                Reason::VariableNotAllowed,
-                format!("revision {revision}: variable {variable}"),
-                retry,
-            ),
+            ManifestsError::CallValue { variable } => {
+                let message = format!(
+                    "revision {revision}: variable {variable} was set by a trigger call and fills a Helm value, but its value holds characters a chart's template could turn into YAML structure; a call's value for Helm values must match {}, so nothing was applied and the call's value is dropped",
+                    build::helm::SAFE_CALL_VALUE
+                );
+                Failure::of_content(Reason::VariableNotAllowed, message, retry)
+            }
         }
     }
 }
@@ -134,7 +142,7 @@ async fn manifests(
         Err(plain) => {
             let plain = with_repository_paths(path, plain);
             let (value_variables, value_identity) = (BTreeSet::new(), BTreeMap::new());
-            return Ok(Manifests { plain, built: None, value_variables, value_identity });
+            return Ok(Manifests { plain, built: None, chart: false, value_variables, value_identity });
         }
     };
     let capabilities = match method {
@@ -168,7 +176,8 @@ async fn manifests(
     }
     let value_identity = value_identity(context, work, &request, &built, &mut repository).await?;
     let value_variables = built.value_variables.clone();
-    Ok(Manifests { plain: Vec::new(), built: Some(built), value_variables, value_identity })
+    let chart = matches!(method, Method::Helm(_));
+    Ok(Manifests { plain: Vec::new(), built: Some(built), chart, value_variables, value_identity })
 }
 
 /// How the path is built: the spec says, or an earlier look at this revision, or the files

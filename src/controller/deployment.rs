@@ -18,6 +18,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tracing::Instrument;
 
+use super::build::Planned;
 use super::decide::{self, Ending, Progress, Validated};
 use super::inputs::{self, Work};
 use super::pipeline::{Exit, Run, now};
@@ -26,7 +27,6 @@ use super::{Context, Error, build, events, notify};
 use crate::api::{DeploymentPhase, DeploymentRecord, DeploymentResult, EventData, HookGate, InventoryEntry};
 use crate::conditions::{RECONCILING, Reason};
 use crate::deploy::hooks;
-use crate::deploy::plan::PlannedObject;
 use crate::deploy::{DeployRequest, RestartSelection};
 
 /// How many deployments `status.deployments` keeps.
@@ -133,7 +133,7 @@ pub(super) async fn carry_out(
     checked: &Validated,
     work: &Work,
     started: Started,
-    planned: Vec<PlannedObject>,
+    planned: Planned,
 ) -> Exit {
     notify::started(context, run.app, started.event.clone()).await;
     match recorded(run).phase {
@@ -205,23 +205,17 @@ pub(super) async fn reapply(
 
 /// Dry run, apply, restarts and prune (the deploy layer; never waits for a rollout). What was
 /// applied is recorded at once; then the rollout of what changed or restarted.
-async fn apply(
-    run: &mut Run<'_>,
-    context: &Context,
-    checked: &Validated,
-    work: &Work,
-    objects: Vec<PlannedObject>,
-) -> Exit {
+async fn apply(run: &mut Run<'_>, context: &Context, checked: &Validated, work: &Work, planned: Planned) -> Exit {
     let app = run.app;
     let owner = run.owner()?;
     let id = recorded(run).id.clone();
     let default_namespace = app.spec.target_namespace.clone().unwrap_or_else(|| owner.namespace.clone());
     // A chart's hooks run when its inputs changed, not on a re-apply that corrects drift.
     let changed = run.status.last_applied_fingerprint.as_deref() != Some(work.fingerprint.as_str());
-    let chart = if objects.first().is_some_and(|o| crate::build::is_helm_output(&o.origin)) {
-        hooks::split(objects, super::hooks::is_install(recorded(run)))
+    let chart = if planned.chart {
+        hooks::split(planned.objects, super::hooks::is_install(recorded(run)))
     } else {
-        hooks::Split { main: objects, ..Default::default() }
+        hooks::Split { main: planned.objects, ..Default::default() }
     };
     if changed && !chart.pre.is_empty() && !recorded(run).pre_hooks_done {
         return super::hooks::run(run, context, checked, hooks::Stage::Pre, chart.pre).await;

@@ -128,7 +128,7 @@ pub(super) async fn run_post(run: &mut Run<'_>, context: &Context, checked: &Val
         Ok(Err(failure)) => return deployment::abandon(run, context, failure).await,
         Err(exit) => return exit,
     };
-    let post = hooks::split(planned, is_install(&record)).post;
+    let post = hooks::split(planned.objects, is_install(&record)).post;
     if post.is_empty() {
         recorded(run).post_hooks_pending = false;
         return Box::pin(deployment::after_rollout(run, context, checked)).await;

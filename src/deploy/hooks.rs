@@ -9,8 +9,8 @@
 //!   the hook's previous object before it is applied again, so a migration Job runs afresh;
 //!   `hook-succeeded` and `hook-failed` delete it once its Jobs ended that way.
 //! - Other hooks (`test`, `pre-delete`, `post-delete`, `*-rollback`) are not applied.
-//! - Only a Helm chart's output has hooks (`build::is_helm_output`); the annotation on a plain
-//!   manifest or a kustomization's object is just an annotation. A re-apply that corrects drift
+//! - Only a Helm chart's output has hooks (the controller's `Planned::chart`); the annotation
+//!   on a plain manifest or a kustomization's object is just an annotation. A re-apply that corrects drift
 //!   (same inputs) runs no hooks.
 //!
 //! Hook objects are not in the inventory (as Helm does not track them in a release), so they
