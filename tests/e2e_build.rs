@@ -744,3 +744,33 @@ async fn hostile_kustomizations_and_charts_are_refused_and_the_operator_keeps_ru
     eprintln!("operator memory: peak {peak} KiB, now {current} KiB");
     assert!(peak < 200 * 1024, "the operator stays far below the chart's 512 MiB limit: peak {peak} KiB");
 }
+
+/// With `--allow-remote-bases`, a remote base is fetched by kustomize, but only from a host the
+/// Git egress guard admits: a base on a cloud metadata address is refused before kustomize
+/// runs, and nothing is applied.
+#[tokio::test]
+async fn an_allowed_remote_base_must_pass_the_git_egress_guard() {
+    let files = [
+        (
+            "app/kustomization.yaml",
+            "resources:\n  - https://169.254.169.254/team/base.git//deploy?ref=main\n  - cm.yaml\n".to_owned(),
+        ),
+        ("app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: local\n".to_owned()),
+    ];
+    let Some(f) = Fixture::start("remote-base", &files, &["--allow-remote-bases"]).await else { return };
+    f.create_app("remote", spec_at(&f, "app", json!({}))).await;
+    let app = f
+        .wait_app("remote", "Ready=False BuildFailed", |a| {
+            ready(a).is_some_and(|(status, reason, _)| status == "False" && reason == "BuildFailed")
+        })
+        .await;
+    let (_, _, message) = ready(&app).expect("Ready");
+    assert!(
+        message.contains("169.254.169.254") && message.contains("the Git egress guard"),
+        "refused by the guard, before kustomize ran: {message}"
+    );
+    let text = scrape(&f).await;
+    assert_eq!(builds(&text, "kustomize", "succeeded") + builds(&text, "kustomize", "failed"), 0.0, "{text}");
+    let config_maps: Api<ConfigMap> = api(&f);
+    assert!(config_maps.get_opt("local").await.expect("read").is_none(), "nothing applied");
+}
