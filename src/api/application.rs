@@ -79,6 +79,87 @@ pub struct GitOpsApplicationSpec {
     /// Stop deploying (webhook calls are still recorded and run once resumed).
     #[serde(default)]
     pub suspend: bool,
+
+    /// Health rules for kinds whose status the built-in rules (kstatus) do not read well: CEL
+    /// expressions per kind, in the shape of Flux's `healthCheckExprs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub health_checks: Vec<HealthCheck>,
+
+    /// Applications (of this namespace unless `namespace` is set) that must be Ready and
+    /// Healthy at their current revision before this one deploys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub depends_on: Vec<Dependency>,
+
+    /// What a resync does when live objects drifted from Git: `Correct` re-applies them (and
+    /// records what it corrected), `Report` only reports the drift.
+    #[serde(default)]
+    pub drift: DriftPolicy,
+
+    /// Restart the workloads that use a ConfigMap or Secret whose content changed: in a
+    /// deployment, or (for ones annotated `tugboat.dev/watch: "true"`) in the cluster.
+    #[serde(default)]
+    pub restart_on_config_change: bool,
+}
+
+/// A health rule for one kind: CEL expressions over the live object (`self`), each a bool.
+/// The first that holds of `failed`, `current`, `inProgress` decides; none holding means in
+/// progress.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// API version of the kind, e.g. `cert-manager.io/v1`.
+    #[schemars(length(min = 1, max = 253))]
+    pub api_version: String,
+    /// The kind, e.g. `Certificate`.
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: String,
+    /// Holds when the object is healthy, e.g. `self.status.conditions.exists(c, c.type == 'Ready' && c.status == 'True')`.
+    #[schemars(length(min = 1, max = 1024))]
+    pub current: String,
+    /// Holds when the object failed and will not recover by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub failed: Option<String>,
+    /// Holds while the object is still on its way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub in_progress: Option<String>,
+}
+
+/// Another application this one waits for.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependency {
+    /// Name of the GitOpsApplication.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Its namespace. Default: this application's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub namespace: Option<String>,
+}
+
+/// What a resync does with drift.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum DriftPolicy {
+    /// Re-apply what drifted (as Argo CD's self-heal), recording what was corrected.
+    #[default]
+    Correct,
+    /// Leave the live objects as they are and report the drift (condition `Drifted`).
+    Report,
+}
+
+/// One live object that differs from Git on fields tugboat manages.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftedObject {
+    /// The object, as `Kind/name` or `Kind/namespace/name`.
+    pub object: String,
+    /// Field paths that differ, e.g. `spec.replicas` (the first 16).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
 }
 
 fn default_health_timeout() -> DurationString {
@@ -331,6 +412,9 @@ pub struct GitOpsApplicationStatus {
     /// The most recent deployments, newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deployments: Vec<DeploymentRecord>,
+    /// Live objects that differ from Git, as the last resync found them (the first 32).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drifted: Vec<DriftedObject>,
 }
 
 /// A webhook call recorded on an application.
@@ -409,6 +493,13 @@ pub struct DeploymentRecord {
     /// Workloads restarted, as `kind/name`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restarted: Vec<String>,
+    /// Why workloads were restarted when not by a call, e.g.
+    /// `Deployment/web: ConfigMap/settings changed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_causes: Vec<String>,
+    /// Drift this deployment corrected (a resync with `drift: Correct`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub corrected: Vec<DriftedObject>,
     /// Where an unfinished deployment stands; absent once it finished. The phase is persisted,
     /// so no reconcile waits: each one looks at what the phase waits for and requeues.
     #[serde(default, skip_serializing_if = "Option::is_none")]
