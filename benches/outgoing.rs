@@ -22,6 +22,7 @@ fn data() -> EventData {
         message: Some("applied revision main@sha1:0123abcd".into()),
         restarted: vec!["deployment/web".into()],
         variables: (0..10).map(|i| (format!("VAR_{i}"), format!("value-{i}"))).collect::<BTreeMap<_, _>>(),
+        drifted: Vec::new(),
     }
 }
 

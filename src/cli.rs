@@ -110,6 +110,11 @@ struct RunArgs {
     /// Most Kubernetes objects one application's manifests may hold (items of a List count each).
     #[arg(long, env = "TUGBOAT_RENDER_MAX_OBJECTS", default_value_t = tugboat::render::Budget::DEFAULT.max_objects)]
     render_max_objects: usize,
+    /// Let `spec.dependsOn` name applications of other namespaces. Off by default: a tenant's
+    /// application then learns nothing of other namespaces' applications (not even whether they
+    /// exist); turn it on when one team's applications wait for another's.
+    #[arg(long, env = "TUGBOAT_ALLOW_CROSS_NAMESPACE_DEPENDENCIES")]
+    allow_cross_namespace_dependencies: bool,
     #[command(flatten)]
     build: BuildFlags,
     /// Log format.
@@ -368,6 +373,7 @@ fn run(args: RunArgs) -> ExitCode {
         apply_as_operator,
         render_max_bytes,
         render_max_objects,
+        allow_cross_namespace_dependencies,
         build,
         log_format,
         leader_election,
@@ -395,6 +401,7 @@ fn run(args: RunArgs) -> ExitCode {
         default_service_account: (!apply_as_operator).then_some(default_service_account),
         render_budget: tugboat::render::Budget { max_bytes: render_max_bytes, max_objects: render_max_objects.max(1) },
         build,
+        allow_cross_namespace_dependencies,
     };
     let operator_namespace = leader_election_namespace
         .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|ns| !ns.is_empty()))

@@ -59,6 +59,12 @@ reasons! {
     HealthCheckFailed,
     Healthy,
     OutsideChangeWindow,
+    /// An application of `spec.dependsOn` is not Ready and Healthy at its current revision yet.
+    DependencyNotReady,
+    /// An application of `spec.dependsOn` does not exist.
+    DependencyNotFound,
+    /// `spec.dependsOn` leads back to the application itself.
+    DependencyCycle,
     /// A deployment record in status names no revision tugboat can read (edited by hand?).
     RecordUnreadable,
     /// An outgoing webhook gate (BeforeDeployment/AfterDeployment) did not succeed.

@@ -173,8 +173,15 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         }
         None => (Leadership::always(), None),
     };
-    let context =
-        Arc::new(Context::new(client.clone(), config, git, options.settings.clone(), outgoing.clone(), metrics));
+    let context = Arc::new(Context::new(
+        client.clone(),
+        config,
+        git,
+        options.settings.clone(),
+        outgoing.clone(),
+        metrics,
+        watches.applications.store.clone(),
+    ));
     let controllers =
         tokio::spawn(run_controllers(leadership.clone(), context, outgoing, client, paths, watches, stop_rx.clone()));
     ready.store(true, Ordering::SeqCst);

@@ -108,6 +108,9 @@ pub enum EventType {
     ApplicationCreated,
     #[serde(rename = "application.deleted")]
     ApplicationDeleted,
+    /// A resync found live objects that differ from Git (`spec.drift`).
+    #[serde(rename = "application.drifted")]
+    ApplicationDrifted,
 }
 
 /// Whether deployments wait on a hook.
@@ -270,7 +273,7 @@ pub struct EventData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_revision: Option<String>,
     /// `succeeded` or `failed` for `deployment.finished`; `deferred`, `started`, `received`,
-    /// `created`, `deleted` for the others.
+    /// `created`, `deleted`, `drifted` for the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// What happened, in one sentence.
@@ -282,6 +285,9 @@ pub struct EventData {
     /// The application's variables in force (spec defaults overridden by webhook calls).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
+    /// For `application.drifted`: the objects that differ from Git and their field paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drifted: Vec<super::DriftedObject>,
 }
 
 /// A delivery in progress, persisted before each attempt.

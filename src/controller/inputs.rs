@@ -11,8 +11,11 @@ use kube::runtime::controller::Action;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
+use kube::runtime::reflector::ObjectRef;
+
 use super::claim::{self, Claim};
 use super::decide::{self, Asked, Freshness, Validated};
+use super::dependencies::{self, Gate};
 use super::pipeline::{Exit, Phase, Run};
 use super::report::{Failure, Stop};
 use super::{Context, Error, RECONCILE_REQUESTED_ANNOTATION, credentials, deployment, notify};
@@ -66,6 +69,7 @@ pub(super) async fn source_and_trigger(run: &mut Run<'_>, context: &Context, che
         tracing::debug!(revision = %revision.name, "nothing changed: no fetch, no apply");
         return Err(Ok(Action::requeue(interval)));
     }
+    hold_for_dependencies(run, context).await?;
     let (trigger, overrides, image_tag) =
         claim_trigger(run, context, checked, &revision, trigger, overrides, image_tag).await?;
     let already_recorded = trigger.is_some();
@@ -137,6 +141,26 @@ async fn resolve(
     {
         Ok(revision) => Ok(revision),
         Err(error) => Err(run.fail(context, Failure::source(&error, interval.min(Duration::from_secs(60)))).await),
+    }
+}
+
+/// A dependency that is not ready is looked at again this often even when its change did not
+/// wake us (as Flux's default `--requeue-dependency`).
+const DEPENDENCY_RECHECK: Duration = Duration::from_secs(30);
+
+/// `spec.dependsOn`: while a dependency is not ready the deployment waits and its trigger stays
+/// recorded (a dependency's change wakes it); dependencies that can never be met stall.
+async fn hold_for_dependencies(run: &mut Run<'_>, context: &Context) -> Phase<()> {
+    let store = &context.applications;
+    let cross_namespace = context.settings.allow_cross_namespace_dependencies;
+    let lookup = |(namespace, name): &dependencies::Key| store.get(&ObjectRef::new(name).within(namespace));
+    match dependencies::judge(run.app, cross_namespace, lookup) {
+        Gate::Open => Ok(()),
+        Gate::Waiting(message) => {
+            let failure = Failure::new(Reason::DependencyNotReady, message, false, DEPENDENCY_RECHECK);
+            Err(run.fail(context, failure).await)
+        }
+        Gate::Stalled { reason, message } => Err(run.report(context, Stop::Stalled(reason, message)).await),
     }
 }
 

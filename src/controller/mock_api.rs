@@ -275,6 +275,7 @@ fn context(client: Client, dir: &std::path::Path) -> Arc<Context> {
         default_service_account: None,
         render_budget: crate::render::Budget::DEFAULT,
         build: crate::build::Settings::default(),
+        allow_cross_namespace_dependencies: false,
     };
     let git = crate::source::GitCache::new(
         dir.join("cache"),
@@ -285,7 +286,8 @@ fn context(client: Client, dir: &std::path::Path) -> Arc<Context> {
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let outgoing = crate::outgoing::dispatch::Outgoing::new(client.clone(), sender, hooks, metrics.clone());
     let config = kube::Config::new("http://127.0.0.1:1".parse().expect("url"));
-    Arc::new(Context::new(client, config, git, settings, outgoing, metrics))
+    let (applications, _writer) = kube::runtime::reflector::store();
+    Arc::new(Context::new(client, config, git, settings, outgoing, metrics, applications))
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ mod build;
 mod claim;
 mod credentials;
 mod decide;
+mod dependencies;
 mod deployment;
 mod error;
 mod events;
@@ -25,7 +26,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::core::{NamespaceResourceScope, PartialObjectMeta};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::utils::WatchStreamExt;
 use kube::runtime::watcher;
 use kube::runtime::{predicates, utils::PredicateConfig};
@@ -66,6 +67,9 @@ pub struct Settings {
     pub render_budget: crate::render::Budget,
     /// How Kustomize overlays and Helm charts are built (`--kustomize-bin`, `--helm-bin`, …).
     pub build: crate::build::Settings,
+    /// `spec.dependsOn` may name applications of other namespaces
+    /// (`--allow-cross-namespace-dependencies`; off: a tenant learns nothing of other namespaces).
+    pub allow_cross_namespace_dependencies: bool,
 }
 
 impl Settings {
@@ -98,6 +102,8 @@ pub struct Context {
     capabilities: tokio::sync::Mutex<Option<(std::time::Instant, Arc<crate::build::Capabilities>)>>,
     /// Fetching, rendering and applying at once: `--concurrency`.
     work_slots: Arc<tokio::sync::Semaphore>,
+    /// Every application, as the shared watch sees it: dependencies are judged from it.
+    applications: Store<GitOpsApplication>,
 }
 
 /// Reconciles run at once per work slot: the others only look at a rollout or a gate (a read
@@ -136,6 +142,7 @@ impl Context {
         settings: Settings,
         outgoing: Arc<crate::outgoing::dispatch::Outgoing>,
         metrics: Arc<crate::metrics::Metrics>,
+        applications: Store<GitOpsApplication>,
     ) -> Self {
         let work_slots = Arc::new(tokio::sync::Semaphore::new(usize::from(settings.concurrency.max(1))));
         let builder = crate::build::Builder::new(settings.build.clone(), metrics.clone());
@@ -153,6 +160,7 @@ impl Context {
             known_deployments: Default::default(),
             written: Default::default(),
             work_slots,
+            applications,
         }
     }
 
@@ -216,6 +224,7 @@ pub async fn run(
         .watches_stream(rollouts::<StatefulSet>(&client, namespace.as_deref()), owner_of)
         .watches_stream(rollouts::<DaemonSet>(&client, namespace.as_deref()), owner_of)
         .reconcile_on(gate_moves)
+        .reconcile_on(dependents_woken(applications))
         .graceful_shutdown_on(shutdown)
         .run(pipeline::reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -225,6 +234,24 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The applications that depend on one whose readiness changed (`spec.dependsOn`): a held
+/// deployment goes ahead as soon as its dependency is ready, not at its next recheck.
+fn dependents_woken(
+    applications: &SharedWatch<GitOpsApplication>,
+) -> impl futures::Stream<Item = ObjectRef<GitOpsApplication>> + Send + 'static {
+    let store = applications.store.clone();
+    applications
+        .subscribe()
+        .map(|app| Ok::<_, watcher::Error>(GitOpsApplication::clone(&app)))
+        .predicate_filter(dependencies::readiness_key, PredicateConfig::default())
+        .filter_map(|app| std::future::ready(app.ok()))
+        .flat_map(move |changed| {
+            let all = store.state();
+            let woken = dependencies::dependents(&changed, all.iter().map(AsRef::as_ref));
+            futures::stream::iter(woken.into_iter().map(|(namespace, name)| ObjectRef::new(&name).within(&namespace)))
+        })
 }
 
 /// Changes to the workloads tugboat applied (metadata only: a rollout's progress changes the

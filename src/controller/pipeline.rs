@@ -137,7 +137,7 @@ async fn phases(run: &mut Run<'_>, context: &Context) -> Phase<Action> {
     match decide::plan(checked, run.app.spec.suspend, run.status.deployments.last()) {
         Plan::Stall(message) => {
             run.status.observed_generation = run.generation;
-            Err(run.report(context, Stop::Stalled(message)).await)
+            Err(run.report(context, Stop::Stalled(Reason::InvalidSpec, message)).await)
         }
         Plan::Suspend => {
             run.status.observed_generation = run.generation;

@@ -14,8 +14,9 @@ use crate::conditions::{self, DEFERRED, HEALTHY, READY, RECONCILING, Reason, STA
 /// Where a reconcile of an application stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
-    /// The spec can never work (the message names the field): Stalled until it changes.
-    Stalled(String),
+    /// The spec can never work as it stands (the message names the field, or the dependency):
+    /// Stalled until it changes, with the reason (`InvalidSpec`, `DependencyCycle`, ...).
+    Stalled(Reason, String),
     /// `spec.suspend`: nothing happens until it is unset.
     Suspended,
     /// An input or the build failed (credentials, source, render, plan, a record): Ready=False.
@@ -101,9 +102,9 @@ pub fn report(conditions: &mut Vec<Condition>, stop: &Stop, generation: Option<i
         conditions::set(conditions, type_, ok, reason, message, generation, now);
     };
     let (requeue, event) = match stop {
-        Stop::Stalled(message) => {
-            set(conditions, STALLED, true, Reason::InvalidSpec, message);
-            set(conditions, READY, false, Reason::InvalidSpec, message);
+        Stop::Stalled(reason, message) => {
+            set(conditions, STALLED, true, *reason, message);
+            set(conditions, READY, false, *reason, message);
             conditions::clear(conditions, RECONCILING);
             (None, None)
         }
@@ -199,7 +200,7 @@ mod tests {
         let table: Vec<Row> = vec![
             (
                 "an invalid spec stalls: no requeue, only a spec change wakes it",
-                Stop::Stalled("spec.healthTimeout: bad".into()),
+                Stop::Stalled(Reason::InvalidSpec, "spec.healthTimeout: bad".into()),
                 vec![
                     "Ready=False InvalidSpec: spec.healthTimeout: bad",
                     "Stalled=True InvalidSpec: spec.healthTimeout: bad",
@@ -427,7 +428,13 @@ mod tests {
     fn every_reason_of_an_application_comes_from_a_stop_and_reaches_ready() {
         let mut stops = every_failure();
         stops.extend([
-            Stop::Stalled("spec.x: bad".into()),
+            Stop::Stalled(Reason::InvalidSpec, "spec.x: bad".into()),
+            Stop::Stalled(Reason::DependencyCycle, "dependency cycle: t/a → t/b → t/a".into()),
+            Stop::Stalled(
+                Reason::DependencyNotFound,
+                "spec.dependsOn[0]: GitOpsApplication t/db does not exist".into(),
+            ),
+            Stop::Failed(Failure::new(Reason::DependencyNotReady, "Waiting for t/db is deploying", false, INTERVAL)),
             Stop::Suspended,
             Stop::Deferred { message: "held".into(), wait: INTERVAL, newly: true },
             Stop::Waiting { reason: Reason::AwaitingGates, message: "gates".into(), recheck: INTERVAL },

@@ -134,7 +134,7 @@ async fn handle(
             &names,
             &sequences,
             &duplicates,
-            deferred_until(state, &stored, &record, now),
+            deferral(state, &stored, &record, now),
         ))
     };
     accepted.await.unwrap_or_else(|refused| refused)
@@ -305,19 +305,26 @@ fn received(state: &EndpointState, targets: &[GitOpsApplication], record: &Trigg
     }
 }
 
-/// When the change windows of the targets will let the trigger run, if not now (the latest).
-fn deferred_until(
+/// Whether the change windows of the targets hold the trigger back, and until when: the
+/// latest opening among the held targets, unknown if any of them opens beyond the horizon.
+fn deferral(
     state: &EndpointState,
     targets: &[GitOpsApplication],
     record: &TriggerRecord,
     now: jiff::Timestamp,
-) -> Option<jiff::Timestamp> {
+) -> Option<reply::Deferred> {
     let restarts = !record.rollout_restart.is_empty();
-    targets
+    let openings: Vec<Option<jiff::Timestamp>> = targets
         .iter()
         .filter_map(|app| crate::window::for_application(&app.spec.change_windows, &state.default_windows).ok())
-        .filter_map(|windows| crate::window::held_until(&windows, now, restarts, record.override_window)?.at())
-        .max()
+        .filter_map(|windows| crate::window::held_until(&windows, now, restarts, record.override_window))
+        .map(|opening| opening.at())
+        .collect();
+    if openings.is_empty() {
+        return None;
+    }
+    let until = openings.iter().copied().collect::<Option<Vec<_>>>().and_then(|known| known.into_iter().max());
+    Some(reply::Deferred { until })
 }
 
 fn is_form(headers: &HeaderMap) -> bool {

@@ -17,6 +17,7 @@ pub fn name(event: EventType) -> &'static str {
         EventType::DeploymentFinished => "deployment.finished",
         EventType::ApplicationCreated => "application.created",
         EventType::ApplicationDeleted => "application.deleted",
+        EventType::ApplicationDrifted => "application.drifted",
     }
 }
 
@@ -81,6 +82,7 @@ pub fn for_application(app: &GitOpsApplication, event: EventType, triggered_by: 
         message: None,
         restarted: Vec::new(),
         variables,
+        drifted: Vec::new(),
     }
 }
 
@@ -120,6 +122,7 @@ mod tests {
             message: Some("applied".into()),
             restarted: vec!["deployment/a".into(), "deployment/b".into()],
             variables: BTreeMap::from([("SERVICE_TAG".into(), "dev".into()), ("status".into(), "hidden".into())]),
+            drifted: Vec::new(),
         }
     }
 

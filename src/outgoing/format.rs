@@ -71,6 +71,7 @@ mod tests {
             message: None,
             restarted: vec![],
             variables: BTreeMap::new(),
+            drifted: Vec::new(),
         }
     }
 

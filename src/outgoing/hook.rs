@@ -157,6 +157,7 @@ mod tests {
             message: None,
             restarted: vec![],
             variables: BTreeMap::from([("SERVICE_TAG".into(), "dev".into())]),
+            drifted: Vec::new(),
         }
     }
 
