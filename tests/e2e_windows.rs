@@ -92,3 +92,34 @@ async fn a_trigger_outside_the_window_is_held_and_runs_when_it_opens_even_after_
         .await;
     assert_eq!(app.status.expect("status").variables.get("SERVICE_TAG").map(String::as_str), Some("held"));
 }
+
+#[tokio::test]
+async fn a_trigger_held_by_a_window_that_never_opens_says_it_is_held_without_a_time() {
+    let Some(f) = Fixture::start("windows-never", &demo_manifests(), &[]).await else { return };
+    let sha = f.head();
+    f.create_app("shop", f.app_spec(json!({}))).await;
+    f.wait_app("shop", "first deployment", |a| is_ready_at(a, &sha)).await;
+    // Denied every minute of every day: no opening within the search horizon.
+    let window = json!({"spec": {"changeWindows": [{"kind": "deny", "schedule": "* * * * *", "duration": "1m", "timeZone": "UTC"}]}});
+    f.apps().patch("shop", &PatchParams::default(), &Patch::Merge(&window)).await.expect("add window");
+    let hook = f.create_webhook("deploy", json!({"targets": [{"name": "shop"}]})).await;
+
+    let held = post(f.operator.trigger_port, &format!("{hook}?SERVICE_TAG=never"), &[], b"").await;
+    assert_eq!(held.status, 202, "{held:?}");
+    let body = held.json();
+    assert_eq!(body["deferred"], json!(true), "a held trigger says so: {body}");
+    assert!(body.get("deferredUntil").is_none(), "no opening is known: {body}");
+
+    let app = f
+        .wait_app("shop", "Deferred with no known opening", |a| {
+            a.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|c| c.type_ == "Deferred" && c.message.contains("no opening within"))
+                    && s.pending_trigger.as_ref().is_some_and(|t| t.next_window_start.is_none())
+            })
+        })
+        .await;
+    let deployments: Api<Deployment> = Api::namespaced(f.client.clone(), &f.ns.name);
+    let web = deployments.get("web").await.expect("web");
+    assert_eq!(service_tag(&web).as_deref(), Some("stable"), "nothing applied while held");
+    assert_eq!(app.status.expect("status").pending_trigger.expect("pending").variables["SERVICE_TAG"], "never");
+}
