@@ -8,10 +8,9 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
-
-use kube::runtime::reflector::ObjectRef;
 
 use super::claim::{self, Claim};
 use super::decide::{self, Asked, Freshness, Validated};
